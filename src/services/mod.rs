@@ -1,0 +1,144 @@
+//! Use cases. Each is a method on [`Services`] that validates its input into domain types, checks
+//! the rules and calls the ports. Adapters (server functions, REST handlers, workers, the CLI)
+//! stay thin: they authenticate, call one service method and map [`ServiceError`] to their
+//! protocol.
+
+pub mod auth;
+pub mod billing;
+pub mod demo;
+
+use crate::ports::{Clock, IdGen, Store, StoreError};
+use crate::time::Millis;
+use std::sync::Arc;
+
+/// What a use case can fail with. `code` is stable and shown to users next to the message so
+/// support can find the case; `status` is the HTTP status adapters use.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    #[error("please log in")]
+    Unauthenticated,
+    #[error("not allowed for your role")]
+    Forbidden,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String, detail: Option<serde_json::Value> },
+    #[error("too many attempts; try again in {retry_after_s} seconds")]
+    TooManyRequests { retry_after_s: i64 },
+    #[error("payment provider failed: {0}")]
+    Upstream(String),
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ServiceError {
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        ServiceError::Invalid { code, message: message.into() }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        ServiceError::Conflict { code, message: message.into(), detail: None }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ServiceError::Invalid { code, .. } => code,
+            ServiceError::Unauthenticated => "unauthenticated",
+            ServiceError::Forbidden => "forbidden",
+            ServiceError::NotFound(_) => "not_found",
+            ServiceError::Conflict { code, .. } => code,
+            ServiceError::TooManyRequests { .. } => "too_many_requests",
+            ServiceError::Upstream(_) => "provider_error",
+            ServiceError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            ServiceError::Invalid { .. } => 400,
+            ServiceError::Unauthenticated => 401,
+            ServiceError::Forbidden => 403,
+            ServiceError::NotFound(_) => 404,
+            ServiceError::Conflict { .. } => 409,
+            ServiceError::TooManyRequests { .. } => 429,
+            ServiceError::Upstream(_) => 502,
+            ServiceError::Internal(_) => 500,
+        }
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ServiceError::NotFound("record"),
+            StoreError::Conflict(m) => ServiceError::Conflict { code: "conflict", message: m, detail: None },
+            StoreError::Internal(e) => ServiceError::Internal(e),
+        }
+    }
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// Settings the use cases need (the server builds them from its configuration).
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// `production` refuses demo users.
+    pub production: bool,
+    pub session_ttl_ms: Millis,
+    pub throttle: ThrottlePolicy,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            production: false,
+            session_ttl_ms: 12 * crate::time::HOUR_MS,
+            throttle: ThrottlePolicy::default(),
+        }
+    }
+}
+
+/// Login throttling (S1): failures are counted per user name and per client address in a
+/// window; past `slow_after` each failed attempt is answered more slowly, and at `lock_after`
+/// the key is refused outright for `lock_ms`.
+#[derive(Debug, Clone, Copy)]
+pub struct ThrottlePolicy {
+    pub window_ms: Millis,
+    pub slow_after: i64,
+    pub delay_step_ms: u64,
+    pub max_delay_ms: u64,
+    pub user_lock_after: i64,
+    pub addr_lock_after: i64,
+    pub lock_ms: Millis,
+}
+
+impl Default for ThrottlePolicy {
+    fn default() -> Self {
+        ThrottlePolicy {
+            window_ms: 15 * crate::time::MINUTE_MS,
+            slow_after: 3,
+            delay_step_ms: 500,
+            max_delay_ms: 3_000,
+            user_lock_after: 8,
+            addr_lock_after: 30,
+            lock_ms: 15 * crate::time::MINUTE_MS,
+        }
+    }
+}
+
+/// Everything the use cases run on. Cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdGen>,
+    pub config: Arc<ServiceConfig>,
+}
+
+impl Services {
+    pub fn now(&self) -> Millis {
+        self.clock.now_ms()
+    }
+}
