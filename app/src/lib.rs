@@ -1,1 +1,176 @@
+//! ClinicPay's web UI: server-rendered Leptos pages, hydrated in the browser, and the server
+//! functions behind them.
 
+pub mod api;
+pub mod components;
+pub mod error;
+pub mod i18n;
+pub mod pages;
+#[cfg(feature = "ssr")]
+pub mod state;
+
+use crate::api::{get_current_user, page_access};
+use crate::components::{Loading, NotAllowed, NotFound};
+use crate::i18n::{I18n, Lang};
+use clinicpay::auth::{Access, CurrentUser};
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Outlet, ParentRoute, Route, Router, Routes, A};
+use leptos_router::hooks::use_location;
+use leptos_router::{path, SsrMode};
+
+/// The HTML document around the app (server side only).
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    let lang = request_lang();
+    view! {
+        <!DOCTYPE html>
+        <html lang=lang.html_lang()>
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The language of this request (server) or of the page being hydrated (browser).
+fn request_lang() -> Lang {
+    #[cfg(feature = "ssr")]
+    {
+        use_context::<http::request::Parts>()
+            .map(|p| {
+                let header = |name: http::header::HeaderName| p.headers.get(name).and_then(|v| v.to_str().ok());
+                Lang::from_request(header(http::header::COOKIE), header(http::header::ACCEPT_LANGUAGE))
+            })
+            .unwrap_or_default()
+    }
+    #[cfg(not(feature = "ssr"))]
+    {
+        web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.document_element())
+            .and_then(|e| e.get_attribute("lang"))
+            .and_then(|l| Lang::parse(&l))
+            .unwrap_or_default()
+    }
+}
+
+/// The logged-in user, loaded once per page load.
+#[derive(Clone, Copy)]
+pub struct UserCtx(pub Resource<Result<Option<CurrentUser>, crate::error::AppError>>);
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    let i18n = I18n { lang: RwSignal::new(request_lang()) };
+    provide_context(i18n);
+    let me = Resource::new(|| (), |_| get_current_user());
+    provide_context(UserCtx(me));
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/clinicpay.css"/>
+        <Title text=move || i18n.t("ClinicPay 医院收费", "ClinicPay")/>
+        <Router>
+            <Routes fallback=|| view! { <Layout><NotFound/></Layout> }>
+                <Route path=path!("/login") view=pages::login::LoginPage ssr=SsrMode::Async/>
+                <ParentRoute path=path!("") view=|| view! { <Layout><Outlet/></Layout> } ssr=SsrMode::Async>
+                    <Route path=path!("") view=pages::dashboard::DashboardPage ssr=SsrMode::Async/>
+                    <Route path=path!("bills") view=pages::bills::BillsPage ssr=SsrMode::Async/>
+                    <Route path=path!("bills/:id") view=pages::bills::BillPage ssr=SsrMode::Async/>
+                    <Route path=path!("patients") view=pages::patients::PatientsPage ssr=SsrMode::Async/>
+                    <Route path=path!("patients/:id") view=pages::patients::PatientPage ssr=SsrMode::Async/>
+                    <Route path=path!("admin/users") view=pages::admin::UsersPage ssr=SsrMode::Async/>
+                    <Route path=path!("admin/audit") view=pages::admin::AuditPage ssr=SsrMode::Async/>
+                </ParentRoute>
+            </Routes>
+        </Router>
+    }
+}
+
+/// The app shell: navigation (only what works, only what the role may use), user, language,
+/// logout; the page, or "not allowed".
+#[component]
+fn Layout(children: ChildrenFn) -> impl IntoView {
+    let i18n = use_i18n_ctx();
+    let me = expect_context::<UserCtx>().0;
+    let location = use_location();
+    let children = StoredValue::new(children);
+    view! {
+        <Suspense fallback=|| view! { <Loading/> }>
+            {move || Suspend::new(async move {
+                let user = me.await.ok().flatten();
+                let role = user.as_ref().map(|u| u.role);
+                let allowed = Memo::new(move |_| page_access(&location.pathname.get()).allows(role));
+                view! {
+                    <Nav user=user.clone()/>
+                    <main id="main" class="main">
+                        {move || if allowed.get() {
+                            children.with_value(|c| c()).into_any()
+                        } else {
+                            view! { <NotAllowed/> }.into_any()
+                        }}
+                    </main>
+                    <footer class="footer">{move || i18n.t("ClinicPay · 医院收费与账务", "ClinicPay · hospital payments and books")}</footer>
+                }
+            })}
+        </Suspense>
+    }
+}
+
+fn use_i18n_ctx() -> I18n {
+    crate::i18n::use_i18n()
+}
+
+#[component]
+fn Nav(user: Option<CurrentUser>) -> impl IntoView {
+    let i18n = use_i18n_ctx();
+    let location = use_location();
+    let role = user.as_ref().map(|u| u.role);
+    let can = move |a: Access| a.allows(role);
+    let lang_href = move || {
+        let search = location.search.get();
+        let next = if search.is_empty() { location.pathname.get() } else { format!("{}?{}", location.pathname.get(), search) };
+        format!("/lang/{}?next={}", i18n.lang.get().other().code(), crate::components::enc(&next))
+    };
+    let user_label = user.as_ref().map(|u| {
+        let role = u.role;
+        let name = u.display_name.clone();
+        move || format!("{} · {}", name, if i18n.is_en() { role.label_en() } else { role.label_zh() })
+    });
+    view! {
+        <header class="topbar">
+            <a class="skip" href="#main">{move || i18n.t("跳到正文", "Skip to content")}</a>
+            <a class="brand" href="/">"ClinicPay"</a>
+            <nav class="mainnav" aria-label=move || i18n.t("主导航", "Main")>
+                {can(Access::Billing).then(|| view! {
+                    <A href="/" exact=true>{move || i18n.t("首页", "Dashboard")}</A>
+                    <A href="/bills">{move || i18n.t("账单", "Bills")}</A>
+                    <A href="/patients">{move || i18n.t("患者", "Patients")}</A>
+                })}
+                {can(Access::Admin).then(|| view! {
+                    <A href="/admin/users">{move || i18n.t("用户", "Users")}</A>
+                    <A href="/admin/audit">{move || i18n.t("审计日志", "Audit log")}</A>
+                })}
+            </nav>
+            <div class="userbox">
+                <a class="lang-switch" href=lang_href rel="external"
+                    aria-label=move || i18n.t("Switch to English", "切换到中文")>
+                    {move || i18n.t("English", "中文")}
+                </a>
+                {user_label.map(|l| view! { <span class="whoami">{l}</span> })}
+                {user.is_some().then(|| view! {
+                    <form method="post" action="/auth/logout" class="logout">
+                        <button type="submit" class="link-button">{move || i18n.t("退出", "Log out")}</button>
+                    </form>
+                })}
+            </div>
+        </header>
+    }
+}

@@ -1,1 +1,10 @@
+//! ClinicPay server: everything with IO — storage, HTTP, provider gateways and sandboxes,
+//! background workers — and the CLI behind the `clinicpay` binary.
 
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod metrics;
+pub mod runtime;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,64 @@
+//! HTTP: the router that serves the app, its server functions, login, health and metrics.
+
+pub mod auth_routes;
+pub mod middleware;
+pub mod ops;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use app::state::AppState;
+use axum::routing::{get, post};
+use axum::Router;
+use clinicpay::auth::Access;
+use clinicpay::services::Services;
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What the server's own handlers share.
+#[derive(Clone)]
+pub struct HttpState {
+    pub services: Services,
+    pub metrics: Arc<Metrics>,
+    pub cfg: Arc<Config>,
+    pub fn_access: Arc<HashMap<&'static str, Access>>,
+}
+
+pub fn router(http: HttpState, leptos_options: LeptosOptions) -> Router {
+    let app_state = AppState { leptos_options: leptos_options.clone(), services: http.services.clone() };
+    let routes = generate_route_list(app::App);
+    let leptos = Router::new()
+        .leptos_routes(&app_state, routes, {
+            let opts = leptos_options.clone();
+            move || app::shell(opts.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .with_state(app_state);
+
+    let own = Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/auth/login", post(auth_routes::login))
+        .route("/auth/logout", post(auth_routes::logout))
+        .route("/lang/{code}", get(auth_routes::set_language))
+        .with_state(http.clone());
+
+    own.merge(leptos)
+        .layer(axum::middleware::from_fn_with_state(http.clone(), middleware::authenticate))
+        .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(axum::middleware::from_fn_with_state(http, middleware::observe))
+}
+
+/// The server-function access table as a map, checked against the registered functions: a
+/// function missing from the table is a startup error, not a silent hole.
+pub fn server_fn_access() -> anyhow::Result<HashMap<&'static str, Access>> {
+    let table: HashMap<&'static str, Access> = app::api::server_fn_access().into_iter().collect();
+    for (path, _method) in server_fn::axum::server_fn_paths() {
+        if !table.contains_key(path) {
+            anyhow::bail!("server function {path} has no entry in app::api::server_fn_access()");
+        }
+    }
+    Ok(table)
+}

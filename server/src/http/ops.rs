@@ -1,0 +1,32 @@
+//! Health, readiness and metrics (O2).
+
+use super::HttpState;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+pub async fn readyz(State(st): State<HttpState>) -> Response {
+    match st.services.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+    }
+}
+
+pub async fn metrics(State(st): State<HttpState>) -> Response {
+    let pool = st.services.store.pool_stats();
+    let backend = st.services.store.backend();
+    let l = crate::metrics::labels(&[("backend", backend)]);
+    let gauges = vec![
+        ("clinicpay_db_pool_connections", "Open database connections.", l.clone(), pool.size as i64),
+        ("clinicpay_db_pool_idle", "Idle database connections.", l.clone(), pool.idle as i64),
+        ("clinicpay_db_pool_max", "Configured maximum database connections.", l, pool.max as i64),
+    ];
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render(&gauges)).into_response()
+}

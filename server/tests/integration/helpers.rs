@@ -1,0 +1,255 @@
+//! Test harness: fresh databases (a temp SQLite file; a new PostgreSQL database per test when
+//! `CLINICPAY_TEST_PG_URL` names a server) and the app spawned on a free port.
+
+use clinicpay::ports::Store;
+use server::config::Config;
+use server::db::postgres::PgStore;
+use server::db::sqlite::SqliteStore;
+use server::db::DbOptions;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn unique(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}_{}_{:x}_{n}", std::process::id(), t & 0xffff_ffff)
+}
+
+/// The backends a test runs on: SQLite always; PostgreSQL when configured (and then required
+/// when `CLINICPAY_REQUIRE_PG=1`, as the test command sets).
+pub fn backends() -> Vec<&'static str> {
+    let mut v = vec!["sqlite"];
+    if std::env::var("CLINICPAY_TEST_PG_URL").is_ok() {
+        v.push("postgres");
+    } else if std::env::var("CLINICPAY_REQUIRE_PG").as_deref() == Ok("1") {
+        panic!("CLINICPAY_REQUIRE_PG=1 but CLINICPAY_TEST_PG_URL is not set");
+    } else {
+        eprintln!("note: CLINICPAY_TEST_PG_URL not set; PostgreSQL variants skipped");
+    }
+    v
+}
+
+/// A fresh, empty database URL for a backend.
+pub async fn fresh_db_url(backend: &str) -> String {
+    match backend {
+        "sqlite" => {
+            let dir = std::env::temp_dir().join("clinicpay-tests");
+            std::fs::create_dir_all(&dir).unwrap();
+            format!("sqlite://{}", dir.join(format!("{}.db", unique("t"))).display())
+        }
+        "postgres" => {
+            let admin = std::env::var("CLINICPAY_TEST_PG_URL").expect("CLINICPAY_TEST_PG_URL");
+            let name = unique("clinicpay_test");
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to the PostgreSQL admin URL");
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+            let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin);
+            format!("{base}/{name}")
+        }
+        other => panic!("unknown backend {other}"),
+    }
+}
+
+/// A store on a fresh database, with raw SQL access for constraint tests.
+pub enum TestDb {
+    Sqlite(Arc<SqliteStore>),
+    Pg(Arc<PgStore>),
+}
+
+impl TestDb {
+    pub async fn new(backend: &str) -> TestDb {
+        let url = fresh_db_url(backend).await;
+        let opts = DbOptions { max_connections: 8, migrate: true };
+        match backend {
+            "sqlite" => TestDb::Sqlite(Arc::new(SqliteStore::connect(&url, &opts).await.unwrap())),
+            _ => TestDb::Pg(Arc::new(PgStore::connect(&url, &opts).await.unwrap())),
+        }
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        match self {
+            TestDb::Sqlite(s) => s.clone(),
+            TestDb::Pg(s) => s.clone(),
+        }
+    }
+
+    /// Runs one statement; returns rows affected or the database's refusal.
+    pub async fn exec(&self, sql: &str) -> Result<u64, String> {
+        match self {
+            TestDb::Sqlite(s) => sqlx::query(sql).execute(s.pool()).await.map(|r| r.rows_affected()).map_err(|e| e.to_string()),
+            TestDb::Pg(s) => sqlx::query(sql).execute(s.pool()).await.map(|r| r.rows_affected()).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Runs statements in one transaction; the first refusal rolls back.
+    pub async fn exec_tx(&self, sqls: &[&str]) -> Result<(), String> {
+        match self {
+            TestDb::Sqlite(s) => {
+                let mut tx = s.pool().begin().await.map_err(|e| e.to_string())?;
+                for q in sqls {
+                    sqlx::query(q).execute(&mut *tx).await.map_err(|e| e.to_string())?;
+                }
+                tx.commit().await.map_err(|e| e.to_string())
+            }
+            TestDb::Pg(s) => {
+                let mut tx = s.pool().begin().await.map_err(|e| e.to_string())?;
+                for q in sqls {
+                    sqlx::query(q).execute(&mut *tx).await.map_err(|e| e.to_string())?;
+                }
+                tx.commit().await.map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    pub async fn scalar_i64(&self, sql: &str) -> i64 {
+        match self {
+            TestDb::Sqlite(s) => sqlx::query_scalar::<_, i64>(sql).fetch_one(s.pool()).await.unwrap(),
+            TestDb::Pg(s) => sqlx::query_scalar::<_, i64>(sql).fetch_one(s.pool()).await.unwrap(),
+        }
+    }
+
+    /// Table → sorted column names.
+    pub async fn schema(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        let rows: Vec<(String, String)> = match self {
+            TestDb::Sqlite(s) => sqlx::query_as(
+                "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%'",
+            )
+            .fetch_all(s.pool())
+            .await
+            .unwrap(),
+            TestDb::Pg(s) => sqlx::query_as(
+                "SELECT table_name::TEXT, column_name::TEXT FROM information_schema.columns \
+                 WHERE table_schema = 'public' AND table_name NOT LIKE '_sqlx%'",
+            )
+            .fetch_all(s.pool())
+            .await
+            .unwrap(),
+        };
+        let mut map = std::collections::BTreeMap::<String, Vec<String>>::new();
+        for (t, c) in rows {
+            map.entry(t).or_default().push(c);
+        }
+        for cols in map.values_mut() {
+            cols.sort();
+        }
+        map
+    }
+}
+
+/// A running app on a free port with a fresh database.
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub base: String,
+    pub services: clinicpay::services::Services,
+    pub backend: &'static str,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+pub async fn spawn_app(backend: &'static str, seed: bool) -> TestApp {
+    spawn_app_with(backend, seed, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: &'static str, seed: bool, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let mut cfg = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: fresh_db_url(backend).await,
+        seed_demo: seed,
+        log_filter: std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()),
+        ..Config::default()
+    };
+    tweak(&mut cfg);
+    if std::env::var("TEST_LOG").is_ok() {
+        server::telemetry::init(&cfg);
+    }
+    let app = server::startup::Application::build(cfg).await.expect("build app");
+    let addr = app.local_addr();
+    let services = app.services.clone();
+    if seed {
+        let today = clinicpay::time::local_date(services.now()).unwrap();
+        services.seed_demo(today).await.expect("seed demo");
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = rx.await;
+    }));
+    TestApp { addr, base: format!("http://{addr}"), services, backend, _shutdown: tx }
+}
+
+/// A minimal HTTP client that keeps one session cookie and never follows redirects.
+#[derive(Clone)]
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub cookie: Option<String>,
+}
+
+impl TestApp {
+    pub fn client(&self) -> Client {
+        Client {
+            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+            base: self.base.clone(),
+            cookie: None,
+        }
+    }
+
+    /// A client logged in as one of the demo users.
+    pub async fn login(&self, username: &str, password: &str) -> Client {
+        let mut c = self.client();
+        let resp = c.post_form("/auth/login", &[("username", username), ("password", password), ("next", "/")]).await;
+        assert_eq!(resp.status(), 303, "login redirects");
+        assert_eq!(resp.headers()["location"], "/", "login as {username} succeeds");
+        c
+    }
+}
+
+impl Client {
+    fn with_cookie(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.cookie {
+            Some(c) => rb.header("cookie", c.clone()),
+            None => rb,
+        }
+    }
+
+    fn keep_cookie(&mut self, resp: &reqwest::Response) {
+        for v in resp.headers().get_all("set-cookie") {
+            let v = v.to_str().unwrap();
+            if let Some(rest) = v.strip_prefix("cp_session=") {
+                let value = rest.split(';').next().unwrap();
+                self.cookie = if value.is_empty() { None } else { Some(format!("cp_session={value}")) };
+            }
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.with_cookie(self.http.get(format!("{}{}", self.base, path))).send().await.unwrap()
+    }
+
+    pub async fn post_form(&mut self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let rb = self.http.post(format!("{}{}", self.base, path)).header("origin", &self.base).form(form);
+        let resp = self.with_cookie(rb).send().await.unwrap();
+        self.keep_cookie(&resp);
+        resp
+    }
+
+    /// Calls a server function the way the browser does (form-encoded POST, same origin).
+    pub async fn call(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let rb = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .header("origin", &self.base)
+            .header("accept", "application/json")
+            .form(form);
+        self.with_cookie(rb).send().await.unwrap()
+    }
+
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: &str, origin: Option<&str>) -> reqwest::Response {
+        let mut rb = self.http.post(format!("{}{}", self.base, path)).header("content-type", content_type).body(body.to_string());
+        if let Some(o) = origin {
+            rb = rb.header("origin", o);
+        }
+        self.with_cookie(rb).send().await.unwrap()
+    }
+}

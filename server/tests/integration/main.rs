@@ -1,0 +1,5 @@
+//! ClinicPay integration tests: one binary, real databases, real HTTP.
+
+mod helpers;
+mod http_app;
+mod store_contract;
