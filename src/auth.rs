@@ -82,9 +82,7 @@ impl Access {
 pub fn valid_username(s: &str) -> bool {
     (3..=32).contains(&s.len())
         && s.as_bytes()[0].is_ascii_lowercase()
-        && s
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// Passwords: at least 10 characters, at most 128.

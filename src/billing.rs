@@ -313,10 +313,7 @@ pub fn price_items(items: &[NewBillItem]) -> Result<(Vec<BillItem>, Money), Bill
         if it.description.trim().is_empty() {
             return Err(BillingError::EmptyDescription { line });
         }
-        let amount = it
-            .unit_price
-            .checked_mul_int(it.quantity)
-            .map_err(|_| BillingError::Overflow)?;
+        let amount = it.unit_price.checked_mul_int(it.quantity).map_err(|_| BillingError::Overflow)?;
         total = total.checked_add(amount).map_err(|_| BillingError::Overflow)?;
         out.push(BillItem {
             line_no: line as i32,
@@ -355,10 +352,7 @@ mod tests {
     fn rejects_bad_lines() {
         assert_eq!(price_items(&[]), Err(BillingError::NoItems));
         assert_eq!(price_items(&[item(0, "1")]), Err(BillingError::BadQuantity { line: 1 }));
-        assert_eq!(
-            price_items(&[item(1, "1"), item(1, "0")]),
-            Err(BillingError::BadUnitPrice { line: 2 })
-        );
+        assert_eq!(price_items(&[item(1, "1"), item(1, "0")]), Err(BillingError::BadUnitPrice { line: 2 }));
     }
 
     #[test]

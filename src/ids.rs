@@ -152,9 +152,8 @@ impl OutTradeNo {
     /// Parses any provider-acceptable order number (ours or one a test client made up):
     /// 1–32 characters of letters, digits, `_`, `-`.
     pub fn parse(s: &str) -> Result<Self, IdError> {
-        let ok = !s.is_empty()
-            && s.len() <= 32
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let ok =
+            !s.is_empty() && s.len() <= 32 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if ok {
             Ok(Self(s.to_string()))
         } else {

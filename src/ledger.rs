@@ -65,10 +65,9 @@ impl Account {
 
     pub fn kind(self) -> AccountKind {
         match self {
-            Account::Bank
-            | Account::AlipayClearing
-            | Account::WechatClearing
-            | Account::BankCardClearing => AccountKind::Asset,
+            Account::Bank | Account::AlipayClearing | Account::WechatClearing | Account::BankCardClearing => {
+                AccountKind::Asset
+            }
             Account::UnallocatedReceipts => AccountKind::Liability,
             Account::MedicalIncome => AccountKind::Income,
             Account::PaymentFees => AccountKind::Expense,

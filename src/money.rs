@@ -87,10 +87,7 @@ impl Money {
             Some(r) => (true, r),
             None => (false, s),
         };
-        let rest = rest
-            .strip_prefix('¥')
-            .or_else(|| rest.strip_prefix('￥'))
-            .unwrap_or(rest);
+        let rest = rest.strip_prefix('¥').or_else(|| rest.strip_prefix('￥')).unwrap_or(rest);
         let (negative, rest) = match (negative, rest.strip_prefix('-')) {
             (false, Some(r)) => (true, r),
             (true, Some(_)) => return Err(invalid()),
@@ -132,20 +129,13 @@ impl Money {
         if digits.len() > 13 {
             return Err(MoneyError::OutOfRange);
         }
-        let int_value: i64 = if digits.is_empty() {
-            0
-        } else {
-            digits.parse().map_err(|_| invalid())?
-        };
+        let int_value: i64 = if digits.is_empty() { 0 } else { digits.parse().map_err(|_| invalid())? };
         let mut frac2 = String::from(&frac[..frac.len().min(2)]);
         while frac2.len() < 2 {
             frac2.push('0');
         }
         let frac_value: i64 = frac2.parse().map_err(|_| invalid())?;
-        let fen = int_value
-            .checked_mul(100)
-            .and_then(|v| v.checked_add(frac_value))
-            .ok_or(MoneyError::OutOfRange)?;
+        let fen = int_value.checked_mul(100).and_then(|v| v.checked_add(frac_value)).ok_or(MoneyError::OutOfRange)?;
         Money::from_fen(if negative { -fen } else { fen })
     }
 
@@ -187,9 +177,7 @@ impl Money {
 
     /// Sum of many amounts; `None` on overflow.
     pub fn sum<I: IntoIterator<Item = Money>>(items: I) -> Result<Money, MoneyError> {
-        items
-            .into_iter()
-            .try_fold(Money::ZERO, |acc, m| acc.checked_add(m))
+        items.into_iter().try_fold(Money::ZERO, |acc, m| acc.checked_add(m))
     }
 
     /// `"1234.56"`: plain decimal with two places, no symbol and no separators (Alipay's wire,
@@ -308,15 +296,12 @@ mod tests {
     #[test]
     fn rejects_bad_input() {
         for bad in [
-            "", " ", "abc", "1.2.3", "1,23.00", "12,3456", ",123", "1e5", "NaN", ".5", "5.", "+5",
-            "--5", "-¥-5", "¥", "1 000", "12.3a", "１２",
+            "", " ", "abc", "1.2.3", "1,23.00", "12,3456", ",123", "1e5", "NaN", ".5", "5.", "+5", "--5", "-¥-5", "¥",
+            "1 000", "12.3a", "１２",
         ] {
             assert!(Money::parse(bad).is_err(), "{bad:?} should be rejected");
         }
-        assert_eq!(
-            Money::parse("1.005"),
-            Err(MoneyError::SubFen("1.005".into()))
-        );
+        assert_eq!(Money::parse("1.005"), Err(MoneyError::SubFen("1.005".into())));
         assert_eq!(Money::parse("99999999999999"), Err(MoneyError::OutOfRange));
     }
 

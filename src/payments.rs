@@ -217,7 +217,12 @@ impl ProviderError {
     pub fn is_not_found(&self) -> bool {
         matches!(
             self.sub_code.as_deref().unwrap_or(&self.code),
-            "ACQ.TRADE_NOT_EXIST" | "ORDER_NOT_EXIST" | "RESOURCE_NOT_EXISTS" | "ORDERNOTEXIST" | "NOT_FOUND" | "TRADE_NOT_EXIST"
+            "ACQ.TRADE_NOT_EXIST"
+                | "ORDER_NOT_EXIST"
+                | "RESOURCE_NOT_EXISTS"
+                | "ORDERNOTEXIST"
+                | "NOT_FOUND"
+                | "TRADE_NOT_EXIST"
         )
     }
 }

@@ -147,7 +147,13 @@ pub trait Store: Send + Sync {
     /// Compare-and-set on `disabled`; also ends the user's sessions when disabling.
     async fn set_user_disabled(&self, id: &str, disabled: bool, at_ms: Millis, audit: &AuditInput) -> StoreResult<()>;
     /// Sets a new hash and ends the user's sessions.
-    async fn set_user_password(&self, id: &str, password_hash: &str, at_ms: Millis, audit: &AuditInput) -> StoreResult<()>;
+    async fn set_user_password(
+        &self,
+        id: &str,
+        password_hash: &str,
+        at_ms: Millis,
+        audit: &AuditInput,
+    ) -> StoreResult<()>;
     async fn count_demo_users(&self) -> StoreResult<i64>;
 
     async fn create_auth_session(&self, s: &NewAuthSession, audit: &AuditInput) -> StoreResult<()>;
@@ -158,7 +164,14 @@ pub trait Store: Send + Sync {
     async fn throttle_get(&self, key: &str) -> StoreResult<ThrottleState>;
     /// Records one failure in one transaction; starts a new window when the old one ended and
     /// locks the key when `lock_after` failures fall in one window.
-    async fn throttle_fail(&self, key: &str, now_ms: Millis, window_ms: Millis, lock_after: i64, lock_ms: Millis) -> StoreResult<ThrottleState>;
+    async fn throttle_fail(
+        &self,
+        key: &str,
+        now_ms: Millis,
+        window_ms: Millis,
+        lock_after: i64,
+        lock_ms: Millis,
+    ) -> StoreResult<ThrottleState>;
     async fn throttle_clear(&self, key: &str) -> StoreResult<()>;
 
     // --- audit --------------------------------------------------------------------------------
@@ -181,4 +194,175 @@ pub trait Store: Send + Sync {
     /// Unpaid (and not in an active session) bills of a patient, oldest first.
     async fn unpaid_bills(&self, patient_id: &str) -> StoreResult<Vec<BillSummary>>;
     async fn dashboard(&self, day: &str, day_start_ms: Millis, day_end_ms: Millis) -> StoreResult<Dashboard>;
+}
+
+// --- payment gateways (G1) ---------------------------------------------------------------------
+
+use crate::money::Money;
+use crate::payments::{
+    PayAction, PayMethod, Provider, ProviderCall, ProviderEvent, RefundStatus, Rejection, TradeStatus,
+};
+
+/// Ask a provider to create a payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatePayment {
+    pub out_trade_no: String,
+    pub amount: Money,
+    /// Shown to the payer (≤ 128 characters; providers truncate differently).
+    pub subject: String,
+    pub method: PayMethod,
+    /// The trade closes at the provider at this instant (`time_expire`).
+    pub expires_at_ms: Millis,
+    /// Where the provider sends notifications.
+    pub notify_url: String,
+    /// Browser return address (page/wap pay, bank card page).
+    pub return_url: Option<String>,
+    /// WeChat JSAPI: the payer's openid.
+    pub payer_openid: Option<String>,
+    /// WeChat H5: the payer's IP address.
+    pub payer_ip: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    pub out_trade_no: String,
+    /// Unique per refund; retried with the same number.
+    pub out_refund_no: String,
+    pub amount: Money,
+    /// The trade's total (WeChat Pay requires it).
+    pub total: Money,
+    pub reason: String,
+    pub notify_url: Option<String>,
+}
+
+/// A notification exactly as it arrived.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RawNotification {
+    /// Header names lower-case.
+    pub headers: Vec<(String, String)>,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+impl RawNotification {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// What to answer a provider's notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyReply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+/// One line of a provider's daily statement, in neutral terms.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StatementLine {
+    pub out_trade_no: String,
+    pub provider_txn_id: String,
+    /// `payment` or `refund`.
+    pub kind: String,
+    /// Positive for payments, negative for refunds.
+    pub amount: Money,
+    pub fee: Option<Money>,
+    pub out_refund_no: Option<String>,
+    /// As the provider wrote it (hospital local time).
+    pub occurred_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    pub date: chrono::NaiveDate,
+    pub lines: Vec<StatementLine>,
+    /// The file as downloaded (zip, gzip or CSV bytes), for the record.
+    pub raw: Vec<u8>,
+}
+
+/// One provider account (a channel configuration) as a client: the same interface for Alipay,
+/// WeChat Pay and the bank-card gateway, real or sandbox.
+#[async_trait]
+pub trait Gateway: Send + Sync {
+    fn provider(&self) -> Provider;
+    /// The merchant account this client speaks for: Alipay `app_id`, WeChat `mchid`, bank `merchant_id`.
+    fn account(&self) -> &str;
+    async fn create_payment(&self, req: &CreatePayment) -> ProviderCall<PayAction>;
+    async fn query_payment(&self, out_trade_no: &str) -> ProviderCall<TradeStatus>;
+    async fn close_payment(&self, out_trade_no: &str) -> ProviderCall<()>;
+    async fn refund(&self, req: &RefundRequest) -> ProviderCall<RefundStatus>;
+    async fn query_refund(&self, out_trade_no: &str, out_refund_no: &str) -> ProviderCall<RefundStatus>;
+    /// Is this notification addressed to this account (Alipay `app_id`, WeChat platform key
+    /// serial, bank `merchant_id`)? Cheap: no signature check.
+    fn owns_notification(&self, n: &RawNotification) -> bool;
+    /// Verifies signature, account, time window; decrypts; maps to a neutral event. Amounts are
+    /// checked against our orders by the handler, which knows them.
+    fn verify_notification(&self, n: &RawNotification, now_ms: Millis) -> Result<ProviderEvent, Rejection>;
+    /// The answer the provider expects: `accepted` means "received, stop retrying".
+    fn notify_reply(&self, accepted: bool) -> NotifyReply;
+    async fn download_statement(&self, date: chrono::NaiveDate) -> ProviderCall<Statement>;
+}
+
+/// A channel configuration's public face.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChannelInfo {
+    pub id: String,
+    pub provider: Provider,
+    pub name: String,
+    pub account: String,
+    pub is_default: bool,
+    pub enabled: bool,
+    pub sandbox: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("no enabled {0} channel is configured")]
+    NoChannel(Provider),
+    #[error("channel {0} not found or disabled")]
+    UnknownChannel(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// The configured gateways, built from channel configurations (secrets decrypted on the way).
+#[async_trait]
+pub trait Gateways: Send + Sync {
+    /// The default enabled channel of a provider.
+    async fn default_channel(
+        &self,
+        provider: Provider,
+    ) -> Result<(ChannelInfo, std::sync::Arc<dyn Gateway>), GatewayError>;
+    async fn channel(&self, channel_id: &str) -> Result<(ChannelInfo, std::sync::Arc<dyn Gateway>), GatewayError>;
+    /// The enabled channel a notification belongs to.
+    async fn for_notification(
+        &self,
+        provider: Provider,
+        n: &RawNotification,
+    ) -> Result<(ChannelInfo, std::sync::Arc<dyn Gateway>), Rejection>;
+    /// Forget cached clients (after a configuration change).
+    fn invalidate(&self);
+}
+
+/// Receives verified provider events (the notification endpoints call it once per distinct
+/// event; the checkout service implements it).
+#[async_trait]
+pub trait EventHandler: Send + Sync {
+    /// `Ok` means durably recorded (the provider may stop retrying); `Err` asks for a retry.
+    async fn handle(
+        &self,
+        channel: &ChannelInfo,
+        event: &ProviderEvent,
+        notification_id: &str,
+    ) -> Result<HandleOutcome, Rejection>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandleOutcome {
+    Applied,
+    Duplicate,
+    /// Recorded but needed no change (e.g. an informational status).
+    Ignored,
 }

@@ -26,11 +26,7 @@ pub fn local_date(ms: Millis) -> Option<NaiveDate> {
 /// First millisecond of a hospital-local day.
 pub fn day_start(date: NaiveDate) -> Millis {
     let midnight = date.and_hms_opt(0, 0, 0).expect("midnight exists");
-    beijing()
-        .from_local_datetime(&midnight)
-        .single()
-        .expect("fixed offset has no gaps")
-        .timestamp_millis()
+    beijing().from_local_datetime(&midnight).single().expect("fixed offset has no gaps").timestamp_millis()
 }
 
 /// `2026-11-22 14:05` in hospital time; empty for an impossible instant.

@@ -88,9 +88,7 @@ impl BillSort {
         }
     }
     pub fn parse(s: &str) -> Option<BillSort> {
-        [BillSort::Created, BillSort::Amount, BillSort::BillNo, BillSort::Patient]
-            .into_iter()
-            .find(|x| x.as_str() == s)
+        [BillSort::Created, BillSort::Amount, BillSort::BillNo, BillSort::Patient].into_iter().find(|x| x.as_str() == s)
     }
 }
 
@@ -110,7 +108,16 @@ pub struct BillQuery {
 
 impl Default for BillQuery {
     fn default() -> Self {
-        BillQuery { q: None, status: None, from: None, to: None, sort: BillSort::Created, desc: true, page: 1, page_size: 20 }
+        BillQuery {
+            q: None,
+            status: None,
+            from: None,
+            to: None,
+            sort: BillSort::Created,
+            desc: true,
+            page: 1,
+            page_size: 20,
+        }
     }
 }
 
@@ -310,7 +317,14 @@ mod tests {
 
     #[test]
     fn parses_good_queries() {
-        let q = BillQuery::parse(&params(&[("q", " 王 "), ("status", "unpaid"), ("page", "3"), ("sort", "amount"), ("dir", "asc")])).unwrap();
+        let q = BillQuery::parse(&params(&[
+            ("q", " 王 "),
+            ("status", "unpaid"),
+            ("page", "3"),
+            ("sort", "amount"),
+            ("dir", "asc"),
+        ]))
+        .unwrap();
         assert_eq!(q.q.as_deref(), Some("王"));
         assert_eq!(q.status, Some(BillStatus::Unpaid));
         assert_eq!(q.page, 3);

@@ -137,9 +137,15 @@ pub async fn list_users() -> Result<Vec<UserView>, AppError> {
 }
 
 #[server(prefix = "/api/fn", endpoint = "admin/users/create")]
-pub async fn create_user(username: String, display_name: String, role: String, password: String) -> Result<UserView, AppError> {
+pub async fn create_user(
+    username: String,
+    display_name: String,
+    role: String,
+    password: String,
+) -> Result<UserView, AppError> {
     let user = ssr::require_user(Access::Admin)?;
-    let role = clinicpay::auth::Role::parse(&role).ok_or_else(|| AppError::bad_request("bad_role", "role must be cashier, finance or admin"))?;
+    let role = clinicpay::auth::Role::parse(&role)
+        .ok_or_else(|| AppError::bad_request("bad_role", "role must be cashier, finance or admin"))?;
     let input = clinicpay::services::auth::NewUserInput { username, display_name, role, password };
     Ok(ssr::services()?.create_user(&user, &ssr::client_ip(), input).await?)
 }

@@ -44,12 +44,12 @@ pub fn ErrorView(err: AppError) -> impl IntoView {
     let message = err.message.clone();
     let detail_msg = message.clone();
     let detail_code = code.clone();
-    let text = move || {
-        error_text(&code, i18n.lang.get()).map(str::to_string).unwrap_or_else(|| message.clone())
-    };
+    let text = move || error_text(&code, i18n.lang.get()).map(str::to_string).unwrap_or_else(|| message.clone());
     // the specifics (which field, which id) as the server said them
     let detail = move || {
-        error_text(&detail_code, i18n.lang.get()).is_some().then(|| view! { <p class="alert-detail">{detail_msg.clone()}</p> })
+        error_text(&detail_code, i18n.lang.get())
+            .is_some()
+            .then(|| view! { <p class="alert-detail">{detail_msg.clone()}</p> })
     };
     view! {
         <div class="alert alert-error" role="alert">

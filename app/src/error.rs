@@ -44,8 +44,12 @@ impl FromServerFnError for AppError {
         match value {
             // The request could not be decoded: the caller's fault, never a 500.
             ServerFnErrorErr::Args(m) => AppError::bad_request("bad_request", format!("malformed request: {m}")),
-            ServerFnErrorErr::Deserialization(m) => AppError::new(502, "bad_response", format!("unexpected answer: {m}")),
-            ServerFnErrorErr::MissingArg(m) => AppError::bad_request("missing_argument", format!("missing argument {m}")),
+            ServerFnErrorErr::Deserialization(m) => {
+                AppError::new(502, "bad_response", format!("unexpected answer: {m}"))
+            }
+            ServerFnErrorErr::MissingArg(m) => {
+                AppError::bad_request("missing_argument", format!("missing argument {m}"))
+            }
             ServerFnErrorErr::Request(m) => AppError::new(503, "network", format!("could not reach the server: {m}")),
             ServerFnErrorErr::Response(m) => AppError::new(502, "bad_response", format!("unexpected answer: {m}")),
             ServerFnErrorErr::Registration(m) => AppError::new(404, "no_such_function", m),

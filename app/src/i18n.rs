@@ -111,8 +111,13 @@ pub fn error_text(code: &str, lang: Lang) -> Option<&'static str> {
         "bad_id" => ("编号格式不正确", "Malformed id"),
         "bad_query" => ("查询条件不正确", "Invalid search"),
         "username_taken" => ("用户名已被占用", "That user name is taken"),
-        "bad_username" => ("用户名需为 3–32 位小写字母、数字或 . _ -，以字母开头", "User names are 3–32 lower-case letters, digits, '.', '_' or '-', starting with a letter"),
-        "password_too_short" | "password_too_long" => ("密码长度需为 10–128 个字符", "Passwords must be 10 to 128 characters"),
+        "bad_username" => (
+            "用户名需为 3–32 位小写字母、数字或 . _ -，以字母开头",
+            "User names are 3–32 lower-case letters, digits, '.', '_' or '-', starting with a letter",
+        ),
+        "password_too_short" | "password_too_long" => {
+            ("密码长度需为 10–128 个字符", "Passwords must be 10 to 128 characters")
+        }
         "cannot_disable_self" => ("不能停用自己的账号", "You cannot disable your own account"),
         "csrf" => ("请求来源不被允许", "Request origin not allowed"),
         "internal" => ("系统内部错误，请联系技术支持", "Internal error; please contact support"),

@@ -136,7 +136,8 @@ fn Nav(user: Option<CurrentUser>) -> impl IntoView {
     let can = move |a: Access| a.allows(role);
     let lang_href = move || {
         let search = location.search.get();
-        let next = if search.is_empty() { location.pathname.get() } else { format!("{}?{}", location.pathname.get(), search) };
+        let next =
+            if search.is_empty() { location.pathname.get() } else { format!("{}?{}", location.pathname.get(), search) };
         format!("/lang/{}?next={}", i18n.lang.get().other().code(), crate::components::enc(&next))
     };
     let user_label = user.as_ref().map(|u| {

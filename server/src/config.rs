@@ -55,6 +55,10 @@ pub struct Config {
     /// highest version encrypts. Or a file holding the same.
     pub master_keys: Option<String>,
     pub master_key_file: Option<PathBuf>,
+    /// Local state that is not in the database: the sandboxes' keys, the demo master key.
+    pub data_dir: PathBuf,
+    /// Sandbox notification retries and delays run at this ‰ of real time (1000 = real time).
+    pub sandbox_time_scale_permille: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -92,6 +96,8 @@ impl Default for Config {
             site_root: "target/site".into(),
             master_keys: None,
             master_key_file: None,
+            data_dir: PathBuf::from("data"),
+            sandbox_time_scale_permille: 1000,
         }
     }
 }
@@ -187,7 +193,9 @@ impl Config {
         if let Some(v) = env("CLINICPAY_TRUSTED_PROXIES") {
             self.trusted_proxies = v
                 .split(',')
-                .map(|s| s.trim().parse().with_context(|| format!("CLINICPAY_TRUSTED_PROXIES: {s:?} is not an IP address")))
+                .map(|s| {
+                    s.trim().parse().with_context(|| format!("CLINICPAY_TRUSTED_PROXIES: {s:?} is not an IP address"))
+                })
                 .collect::<anyhow::Result<_>>()?;
         }
         if let Some(v) = env("CLINICPAY_SESSION_TTL_MINUTES") {
@@ -198,6 +206,12 @@ impl Config {
         }
         if let Some(v) = env("CLINICPAY_MASTER_KEYS") {
             self.master_keys = Some(v);
+        }
+        if let Some(v) = env("CLINICPAY_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("CLINICPAY_SANDBOX_TIME_SCALE_PERMILLE") {
+            self.sandbox_time_scale_permille = v.parse().context("CLINICPAY_SANDBOX_TIME_SCALE_PERMILLE")?;
         }
         if let Some(v) = env("CLINICPAY_MASTER_KEY_FILE") {
             self.master_key_file = Some(PathBuf::from(v));
@@ -229,11 +243,7 @@ impl Config {
     }
 
     pub fn public_url(&self) -> String {
-        self.public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", self.listen))
-            .trim_end_matches('/')
-            .to_string()
+        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen)).trim_end_matches('/').to_string()
     }
 
     pub fn secure_cookies(&self) -> bool {
@@ -253,7 +263,9 @@ mod tests {
 
     #[test]
     fn toml_file_parses() {
-        let c: Config = toml::from_str("listen = \"0.0.0.0:8080\"\ndatabase_url = \"postgres://u@h/db\"\nsandbox = false\n").unwrap();
+        let c: Config =
+            toml::from_str("listen = \"0.0.0.0:8080\"\ndatabase_url = \"postgres://u@h/db\"\nsandbox = false\n")
+                .unwrap();
         assert_eq!(c.listen.port(), 8080);
         assert!(!c.sandbox);
         assert!(toml::from_str::<Config>("no_such_key = 1").is_err());

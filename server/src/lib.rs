@@ -2,9 +2,12 @@
 //! background workers — and the CLI behind the `clinicpay` binary.
 
 pub mod config;
+pub mod crypto;
 pub mod db;
+pub mod gateways;
 pub mod http;
 pub mod metrics;
 pub mod runtime;
+pub mod sandbox;
 pub mod startup;
 pub mod telemetry;

@@ -90,7 +90,12 @@ impl Metrics {
         for (route, h) in &g.latency {
             let l = labels(&[("route", route)]);
             for (i, le) in BUCKETS_US.iter().enumerate() {
-                let _ = writeln!(out, "clinicpay_http_request_duration_seconds_bucket{{{l},le=\"{}\"}} {}", secs(*le), h.buckets[i]);
+                let _ = writeln!(
+                    out,
+                    "clinicpay_http_request_duration_seconds_bucket{{{l},le=\"{}\"}} {}",
+                    secs(*le),
+                    h.buckets[i]
+                );
             }
             let _ = writeln!(out, "clinicpay_http_request_duration_seconds_bucket{{{l},le=\"+Inf\"}} {}", h.count);
             let _ = writeln!(out, "clinicpay_http_request_duration_seconds_sum{{{l}}} {}", secs(h.sum_us));

@@ -47,6 +47,7 @@ pub fn leptos_options(cfg: &Config, addr: SocketAddr) -> LeptosOptions {
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    pub sandboxes: Option<crate::sandbox::Sandboxes>,
     pub services: Services,
     pub cfg: Arc<Config>,
     pub metrics: Arc<Metrics>,
@@ -75,8 +76,19 @@ impl Application {
             cfg: cfg.clone(),
             fn_access: Arc::new(http::server_fn_access()?),
         };
-        let router = http::router(http_state, leptos_options(&cfg, addr));
-        Ok(Application { listener, router, services, cfg, metrics })
+        let mut router = http::router(http_state, leptos_options(&cfg, addr));
+        let sandboxes = if cfg.sandbox {
+            let sb = crate::sandbox::Sandboxes::new(crate::sandbox::SandboxSettings {
+                base_url: cfg.public_url(),
+                time_scale_permille: cfg.sandbox_time_scale_permille,
+                key_dir: Some(cfg.data_dir.join("sandbox-keys")),
+            })?;
+            router = router.merge(sb.router());
+            Some(sb)
+        } else {
+            None
+        };
+        Ok(Application { listener, router, sandboxes, services, cfg, metrics })
     }
 
     pub fn port(&self) -> u16 {
@@ -88,7 +100,10 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves.
-    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await

@@ -106,7 +106,14 @@ impl Actor {
 }
 
 impl Services {
-    pub fn audit_input(&self, actor: &Actor, action: &str, target_type: &str, target_id: &str, detail: serde_json::Value) -> AuditInput {
+    pub fn audit_input(
+        &self,
+        actor: &Actor,
+        action: &str,
+        target_type: &str,
+        target_id: &str,
+        detail: serde_json::Value,
+    ) -> AuditInput {
         AuditInput {
             id: self.ids.new_id::<AuditId>().into_string(),
             at_ms: self.now(),
@@ -168,7 +175,13 @@ impl Services {
                     .throttle_fail(&addr_key, now, policy.window_ms, policy.addr_lock_after, policy.lock_ms)
                     .await?;
                 self.store
-                    .append_audit(&self.audit_input(&actor, "login_failed", "user", &username, serde_json::json!({ "reason": reason })))
+                    .append_audit(&self.audit_input(
+                        &actor,
+                        "login_failed",
+                        "user",
+                        &username,
+                        serde_json::json!({ "reason": reason }),
+                    ))
                     .await?;
                 let failures = su.failures.max(sa.failures);
                 if failures > policy.slow_after {
@@ -176,7 +189,9 @@ impl Services {
                     tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
                 }
                 return Err(match reason {
-                    "disabled" if ok => ServiceError::invalid("account_disabled", "this account is disabled; ask an administrator"),
+                    "disabled" if ok => {
+                        ServiceError::invalid("account_disabled", "this account is disabled; ask an administrator")
+                    }
                     "demo_user_in_production" => {
                         ServiceError::invalid("demo_user_refused", "demo accounts cannot log in to a production system")
                     }
@@ -214,13 +229,15 @@ impl Services {
             return Ok(None);
         }
         let found = self.store.auth_session(&token_hash(token), self.now()).await?;
-        Ok(found.and_then(|(u, _)| {
-            if u.disabled || (u.demo && self.config.production) {
-                None
-            } else {
-                Some(u.current())
-            }
-        }))
+        Ok(found.and_then(
+            |(u, _)| {
+                if u.disabled || (u.demo && self.config.production) {
+                    None
+                } else {
+                    Some(u.current())
+                }
+            },
+        ))
     }
 
     fn require_admin(actor: &CurrentUser) -> ServiceResult<()> {
@@ -288,7 +305,13 @@ impl Services {
         self.create_user_as(&Actor::user(actor, ip), input, false).await
     }
 
-    pub async fn set_user_disabled(&self, actor: &CurrentUser, ip: &str, user_id: &str, disabled: bool) -> ServiceResult<()> {
+    pub async fn set_user_disabled(
+        &self,
+        actor: &CurrentUser,
+        ip: &str,
+        user_id: &str,
+        disabled: bool,
+    ) -> ServiceResult<()> {
         Self::require_admin(actor)?;
         let id = UserId::parse(user_id).map_err(|e| ServiceError::invalid("bad_id", e.to_string()))?;
         if id.as_str() == actor.id && disabled {
@@ -306,7 +329,13 @@ impl Services {
         Ok(())
     }
 
-    pub async fn reset_password(&self, actor: &CurrentUser, ip: &str, user_id: &str, new_password: String) -> ServiceResult<()> {
+    pub async fn reset_password(
+        &self,
+        actor: &CurrentUser,
+        ip: &str,
+        user_id: &str,
+        new_password: String,
+    ) -> ServiceResult<()> {
         Self::require_admin(actor)?;
         let id = UserId::parse(user_id).map_err(|e| ServiceError::invalid("bad_id", e.to_string()))?;
         if let Some(code) = password_problem(&new_password) {
@@ -314,7 +343,8 @@ impl Services {
         }
         self.store.user_by_id(id.as_str()).await?.ok_or(ServiceError::NotFound("user"))?;
         let hash = hash_blocking(new_password).await?;
-        let audit = self.audit_input(&Actor::user(actor, ip), "password_reset", "user", id.as_str(), serde_json::json!({}));
+        let audit =
+            self.audit_input(&Actor::user(actor, ip), "password_reset", "user", id.as_str(), serde_json::json!({}));
         self.store.set_user_password(id.as_str(), &hash, self.now(), &audit).await?;
         Ok(())
     }

@@ -4,7 +4,8 @@ use super::{ServiceError, ServiceResult, Services};
 use crate::ids::{BillId, PatientId};
 use crate::time::{day_start, local_date, DAY_MS};
 use crate::views::{
-    parse_page, parse_search, BillDetail, BillParams, BillQuery, BillSummary, Dashboard, Page, PatientDetail, PatientSummary,
+    parse_page, parse_search, BillDetail, BillParams, BillQuery, BillSummary, Dashboard, Page, PatientDetail,
+    PatientSummary,
 };
 
 impl Services {

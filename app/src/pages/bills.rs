@@ -102,8 +102,24 @@ fn BillTable(list: BillList) -> impl IntoView {
         let active = q.sort == key;
         target.desc = if active { !q.desc } else { key != BillSort::BillNo && key != BillSort::Patient };
         target.sort = key;
-        let arrow = if active { if q.desc { " ↓" } else { " ↑" } } else { "" };
-        let aria = if active { if q.desc { "descending" } else { "ascending" } } else { "none" };
+        let arrow = if active {
+            if q.desc {
+                " ↓"
+            } else {
+                " ↑"
+            }
+        } else {
+            ""
+        };
+        let aria = if active {
+            if q.desc {
+                "descending"
+            } else {
+                "ascending"
+            }
+        } else {
+            "none"
+        };
         view! {
             <th scope="col" class:num=num aria-sort=aria>
                 <a href=bills_href(&target)>{move || i18n.t(zh, en)}{arrow}</a>

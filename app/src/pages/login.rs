@@ -12,10 +12,16 @@ pub fn LoginPage() -> impl IntoView {
     let next = move || {
         let n = query.with(|q| q.get("next")).unwrap_or_default();
         // only local paths: no open redirect
-        if n.starts_with('/') && !n.starts_with("//") { n } else { "/".to_string() }
+        if n.starts_with('/') && !n.starts_with("//") {
+            n
+        } else {
+            "/".to_string()
+        }
     };
     let error = move || query.with(|q| q.get("error"));
-    let lang_href = move || format!("/lang/{}?next={}", i18n.lang.get().other().code(), enc(&format!("/login?next={}", enc(&next()))));
+    let lang_href = move || {
+        format!("/lang/{}?next={}", i18n.lang.get().other().code(), enc(&format!("/login?next={}", enc(&next()))))
+    };
     view! {
         <main class="login-page">
             <section class="login-card panel">

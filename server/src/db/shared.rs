@@ -7,6 +7,10 @@
 // SUM to BIGINT (PostgreSQL would return NUMERIC).
 
 #[allow(unused_imports)]
+use super::{audit_hash, like_escape, map_err};
+#[allow(unused_imports)]
+use anyhow::anyhow;
+#[allow(unused_imports)]
 use clinicpay::{
     auth::Role,
     billing::{Bill, BillItem, BillStatus, Department, ItemCategory, Patient},
@@ -20,10 +24,6 @@ use clinicpay::{
         PaymentLine, RecentPayment, UserView,
     },
 };
-#[allow(unused_imports)]
-use super::{audit_hash, like_escape, map_err};
-#[allow(unused_imports)]
-use anyhow::anyhow;
 #[allow(unused_imports)]
 use sqlx::{QueryBuilder, Row};
 
@@ -66,7 +66,8 @@ struct UserRow {
 impl UserRow {
     fn into_record(self) -> StoreResult<UserRecord> {
         Ok(UserRecord {
-            role: Role::parse(&self.role).ok_or_else(|| StoreError::Internal(anyhow!("stored role {:?}", self.role)))?,
+            role: Role::parse(&self.role)
+                .ok_or_else(|| StoreError::Internal(anyhow!("stored role {:?}", self.role)))?,
             id: self.id,
             username: self.username,
             display_name: self.display_name,
@@ -288,17 +289,31 @@ impl Store for ThisStore {
             .map_err(map_err)?
             .rows_affected();
         if n == 0 {
-            let exists = sqlx::query("SELECT 1 FROM users WHERE id = $1").bind(id).fetch_optional(tx.c()).await.map_err(map_err)?;
+            let exists = sqlx::query("SELECT 1 FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(tx.c())
+                .await
+                .map_err(map_err)?;
             return if exists.is_some() { Ok(()) } else { Err(StoreError::NotFound) };
         }
         if disabled {
-            sqlx::query("DELETE FROM auth_sessions WHERE user_id = $1").bind(id).execute(tx.c()).await.map_err(map_err)?;
+            sqlx::query("DELETE FROM auth_sessions WHERE user_id = $1")
+                .bind(id)
+                .execute(tx.c())
+                .await
+                .map_err(map_err)?;
         }
         Self::append_audit_tx(&mut tx, audit).await?;
         tx.commit().await.map_err(map_err)
     }
 
-    async fn set_user_password(&self, id: &str, password_hash: &str, at_ms: Millis, audit: &AuditInput) -> StoreResult<()> {
+    async fn set_user_password(
+        &self,
+        id: &str,
+        password_hash: &str,
+        at_ms: Millis,
+        audit: &AuditInput,
+    ) -> StoreResult<()> {
         let mut tx = self.write_tx().await.map_err(map_err)?;
         let n = sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
             .bind(password_hash)
@@ -418,13 +433,22 @@ impl Store for ThisStore {
         })
     }
 
-    async fn throttle_fail(&self, key: &str, now_ms: Millis, window_ms: Millis, lock_after: i64, lock_ms: Millis) -> StoreResult<ThrottleState> {
+    async fn throttle_fail(
+        &self,
+        key: &str,
+        now_ms: Millis,
+        window_ms: Millis,
+        lock_after: i64,
+        lock_ms: Millis,
+    ) -> StoreResult<ThrottleState> {
         let mut tx = self.write_tx().await.map_err(map_err)?;
-        let row = sqlx::query(&format!("SELECT failures, window_start, locked_until FROM login_throttle WHERE key = $1{FOR_UPDATE}"))
-            .bind(key)
-            .fetch_optional(tx.c())
-            .await
-            .map_err(map_err)?;
+        let row = sqlx::query(&format!(
+            "SELECT failures, window_start, locked_until FROM login_throttle WHERE key = $1{FOR_UPDATE}"
+        ))
+        .bind(key)
+        .fetch_optional(tx.c())
+        .await
+        .map_err(map_err)?;
         let mut st = match row {
             None => ThrottleState { failures: 0, window_start_ms: now_ms, locked_until_ms: 0 },
             Some(r) => ThrottleState {
@@ -524,7 +548,9 @@ impl Store for ThisStore {
             let prev_hash: String = r.try_get("prev_hash").map_err(map_err)?;
             let hash: String = r.try_get("hash").map_err(map_err)?;
             check.entries += 1;
-            if check.broken_at.is_none() && (seq != expected_seq || prev_hash != prev || audit_hash(&prev, seq, &a) != hash) {
+            if check.broken_at.is_none()
+                && (seq != expected_seq || prev_hash != prev || audit_hash(&prev, seq, &a) != hash)
+            {
                 check.broken_at = Some(seq);
             }
             prev = hash;
@@ -711,7 +737,8 @@ impl Store for ThisStore {
                 let cat: String = r.try_get("category").map_err(map_err)?;
                 Ok(BillItem {
                     line_no: r.try_get::<i32, _>("line_no").map_err(map_err)?,
-                    category: ItemCategory::parse(&cat).ok_or_else(|| StoreError::Internal(anyhow!("stored category {cat:?}")))?,
+                    category: ItemCategory::parse(&cat)
+                        .ok_or_else(|| StoreError::Internal(anyhow!("stored category {cat:?}")))?,
                     description: r.try_get("description").map_err(map_err)?,
                     quantity: r.try_get("quantity").map_err(map_err)?,
                     unit_price: money(r.try_get("unit_price_fen").map_err(map_err)?)?,
@@ -729,9 +756,8 @@ impl Store for ThisStore {
     }
 
     async fn list_bills(&self, q: &BillQuery) -> StoreResult<Page<BillSummary>> {
-        let mut count = QueryBuilder::<Db>::new(
-            "SELECT COUNT(*) FROM bills b JOIN patients p ON p.id = b.patient_id WHERE 1 = 1",
-        );
+        let mut count =
+            QueryBuilder::<Db>::new("SELECT COUNT(*) FROM bills b JOIN patients p ON p.id = b.patient_id WHERE 1 = 1");
         let mut list = QueryBuilder::<Db>::new(BILL_SUMMARY_SELECT);
         list.push(" WHERE 1 = 1");
         let (from, to) = q.range_ms();

@@ -42,7 +42,11 @@ impl SqliteStore {
         if opts.migrate {
             sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
         }
-        Ok(SqliteStore { pool, write_lock: Arc::new(tokio::sync::Mutex::new(())), max_connections: opts.max_connections.max(2) })
+        Ok(SqliteStore {
+            pool,
+            write_lock: Arc::new(tokio::sync::Mutex::new(())),
+            max_connections: opts.max_connections.max(2),
+        })
     }
 
     pub fn pool(&self) -> &sqlx::SqlitePool {

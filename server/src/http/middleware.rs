@@ -124,7 +124,8 @@ fn is_page(path: &str) -> bool {
 
 fn json_error(err: AppError) -> Response {
     let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(header::CONTENT_TYPE, "application/json")], serde_json::to_string(&err).unwrap_or_default()).into_response()
+    (status, [(header::CONTENT_TYPE, "application/json")], serde_json::to_string(&err).unwrap_or_default())
+        .into_response()
 }
 
 /// Cross-origin requests that change things are refused: a cookie-authenticated POST must come

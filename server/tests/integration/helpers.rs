@@ -78,8 +78,12 @@ impl TestDb {
     /// Runs one statement; returns rows affected or the database's refusal.
     pub async fn exec(&self, sql: &str) -> Result<u64, String> {
         match self {
-            TestDb::Sqlite(s) => sqlx::query(sql).execute(s.pool()).await.map(|r| r.rows_affected()).map_err(|e| e.to_string()),
-            TestDb::Pg(s) => sqlx::query(sql).execute(s.pool()).await.map(|r| r.rows_affected()).map_err(|e| e.to_string()),
+            TestDb::Sqlite(s) => {
+                sqlx::query(sql).execute(s.pool()).await.map(|r| r.rows_affected()).map_err(|e| e.to_string())
+            }
+            TestDb::Pg(s) => {
+                sqlx::query(sql).execute(s.pool()).await.map(|r| r.rows_affected()).map_err(|e| e.to_string())
+            }
         }
     }
 
@@ -141,10 +145,14 @@ impl TestDb {
 
 /// A running app on a free port with a fresh database.
 pub struct TestApp {
+    #[allow(dead_code)]
     pub addr: std::net::SocketAddr,
     pub base: String,
     pub services: clinicpay::services::Services,
+    #[allow(dead_code)]
     pub backend: &'static str,
+    #[allow(dead_code)]
+    pub sandboxes: Option<server::sandbox::Sandboxes>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -158,6 +166,8 @@ pub async fn spawn_app_with(backend: &'static str, seed: bool, tweak: impl FnOnc
         database_url: fresh_db_url(backend).await,
         seed_demo: seed,
         log_filter: std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()),
+        data_dir: std::env::temp_dir().join("clinicpay-tests").join(unique("data")),
+        sandbox_time_scale_permille: 1,
         ..Config::default()
     };
     tweak(&mut cfg);
@@ -167,6 +177,7 @@ pub async fn spawn_app_with(backend: &'static str, seed: bool, tweak: impl FnOnc
     let app = server::startup::Application::build(cfg).await.expect("build app");
     let addr = app.local_addr();
     let services = app.services.clone();
+    let sandboxes = app.sandboxes.clone();
     if seed {
         let today = clinicpay::time::local_date(services.now()).unwrap();
         services.seed_demo(today).await.expect("seed demo");
@@ -175,7 +186,7 @@ pub async fn spawn_app_with(backend: &'static str, seed: bool, tweak: impl FnOnc
     tokio::spawn(app.run_until(async move {
         let _ = rx.await;
     }));
-    TestApp { addr, base: format!("http://{addr}"), services, backend, _shutdown: tx }
+    TestApp { addr, base: format!("http://{addr}"), services, backend, sandboxes, _shutdown: tx }
 }
 
 /// A minimal HTTP client that keeps one session cookie and never follows redirects.
@@ -245,8 +256,18 @@ impl Client {
         self.with_cookie(rb).send().await.unwrap()
     }
 
-    pub async fn post_raw(&self, path: &str, content_type: &str, body: &str, origin: Option<&str>) -> reqwest::Response {
-        let mut rb = self.http.post(format!("{}{}", self.base, path)).header("content-type", content_type).body(body.to_string());
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &str,
+        origin: Option<&str>,
+    ) -> reqwest::Response {
+        let mut rb = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .header("content-type", content_type)
+            .body(body.to_string());
         if let Some(o) = origin {
             rb = rb.header("origin", o);
         }

@@ -25,12 +25,19 @@ async fn login_logout_and_pages() {
 
         // wrong password
         let mut c = app.client();
-        let r = c.post_form("/auth/login", &[("username", "cashier"), ("password", "wrong-password"), ("next", "/bills")]).await;
+        let r = c
+            .post_form("/auth/login", &[("username", "cashier"), ("password", "wrong-password"), ("next", "/bills")])
+            .await;
         assert_eq!(r.status(), 303);
         assert_eq!(r.headers()["location"], "/login?error=bad_credentials&next=%2Fbills");
         assert!(c.cookie.is_none());
         // an open redirect is not possible
-        let r = c.post_form("/auth/login", &[("username", "cashier"), ("password", "demo-cashier"), ("next", "//evil.example/")]).await;
+        let r = c
+            .post_form(
+                "/auth/login",
+                &[("username", "cashier"), ("password", "demo-cashier"), ("next", "//evil.example/")],
+            )
+            .await;
         assert_eq!(r.headers()["location"], "/");
         let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
@@ -74,8 +81,13 @@ async fn login_logout_and_pages() {
         assert_eq!(r.status(), 303);
         assert_eq!(cashier.get("/").await.status(), 303, "{backend}: logged out");
 
-        let audit: Vec<String> = app.services.store.list_audit(100).await.unwrap().into_iter().map(|a| a.action).collect();
-        assert!(audit.contains(&"login".to_string()) && audit.contains(&"logout".to_string()) && audit.contains(&"login_failed".to_string()));
+        let audit: Vec<String> =
+            app.services.store.list_audit(100).await.unwrap().into_iter().map(|a| a.action).collect();
+        assert!(
+            audit.contains(&"login".to_string())
+                && audit.contains(&"logout".to_string())
+                && audit.contains(&"login_failed".to_string())
+        );
         assert_eq!(app.services.store.verify_audit_chain().await.unwrap().broken_at, None);
     }
 }
@@ -95,7 +107,12 @@ fn sample_args(app_user_id: &str) -> HashMap<&'static str, Vec<(&'static str, St
     m.insert(<ListUsers as ServerFn>::PATH, vec![]);
     m.insert(
         <CreateUser as ServerFn>::PATH,
-        vec![("username", "walker".into()), ("display_name", "W".into()), ("role", "cashier".into()), ("password", "x".into())],
+        vec![
+            ("username", "walker".into()),
+            ("display_name", "W".into()),
+            ("role", "cashier".into()),
+            ("password", "x".into()),
+        ],
     );
     m.insert(<SetUserDisabled as ServerFn>::PATH, vec![("user_id", app_user_id.into()), ("disabled", "false".into())]);
     m.insert(<ResetPassword as ServerFn>::PATH, vec![("user_id", app_user_id.into()), ("password", "short".into())]);
@@ -158,12 +175,18 @@ async fn cross_origin_posts_are_refused() {
     // and a login form posted from elsewhere
     let r = app
         .client()
-        .post_raw("/auth/login", "application/x-www-form-urlencoded", "username=admin&password=demo-admin-1", Some("http://evil.example"))
+        .post_raw(
+            "/auth/login",
+            "application/x-www-form-urlencoded",
+            "username=admin&password=demo-admin-1",
+            Some("http://evil.example"),
+        )
         .await;
     assert_eq!(r.status(), 403);
     assert_eq!(app.services.store.list_users().await.unwrap().len(), before, "nothing was created");
     // same origin works
-    let r = admin.post_raw("/api/fn/admin/users/create", "application/x-www-form-urlencoded", body, Some(&app.base)).await;
+    let r =
+        admin.post_raw("/api/fn/admin/users/create", "application/x-www-form-urlencoded", body, Some(&app.base)).await;
     assert_eq!(r.status(), 200);
 }
 
@@ -218,11 +241,26 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
             assert!(!e.code.is_empty() && !e.message.is_empty());
         }
         let admin_calls: Vec<(&str, Vec<(&str, &str)>)> = vec![
-            ("/api/fn/admin/users/create", vec![("username", "Bad Name"), ("display_name", "x"), ("role", "cashier"), ("password", "0123456789")]),
-            ("/api/fn/admin/users/create", vec![("username", "okname"), ("display_name", "x"), ("role", "emperor"), ("password", "0123456789")]),
-            ("/api/fn/admin/users/create", vec![("username", "okname"), ("display_name", "x"), ("role", "cashier"), ("password", "short")]),
-            ("/api/fn/admin/users/create", vec![("username", "okname"), ("display_name", ""), ("role", "cashier"), ("password", "0123456789")]),
-            ("/api/fn/admin/users/create", vec![("username", "cashier"), ("display_name", "dup"), ("role", "cashier"), ("password", "0123456789")]),
+            (
+                "/api/fn/admin/users/create",
+                vec![("username", "Bad Name"), ("display_name", "x"), ("role", "cashier"), ("password", "0123456789")],
+            ),
+            (
+                "/api/fn/admin/users/create",
+                vec![("username", "okname"), ("display_name", "x"), ("role", "emperor"), ("password", "0123456789")],
+            ),
+            (
+                "/api/fn/admin/users/create",
+                vec![("username", "okname"), ("display_name", "x"), ("role", "cashier"), ("password", "short")],
+            ),
+            (
+                "/api/fn/admin/users/create",
+                vec![("username", "okname"), ("display_name", ""), ("role", "cashier"), ("password", "0123456789")],
+            ),
+            (
+                "/api/fn/admin/users/create",
+                vec![("username", "cashier"), ("display_name", "dup"), ("role", "cashier"), ("password", "0123456789")],
+            ),
             ("/api/fn/admin/users/disable", vec![("user_id", "usr_nope"), ("disabled", "true")]),
             ("/api/fn/admin/users/disable", vec![("user_id", "usr_00000000000000000000000000"), ("disabled", "maybe")]),
             ("/api/fn/admin/users/password", vec![("user_id", "x"), ("password", "0123456789")]),
@@ -237,7 +275,11 @@ async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
             let r = cashier.post_raw("/api/fn/bill", "application/x-www-form-urlencoded", body, Some(&app.base)).await;
             assert!((400..500).contains(&r.status().as_u16()), "{backend}: body {body:.20}");
         }
-        assert_eq!(app.services.store.list_users().await.unwrap().len(), users_before, "{backend}: no user was created");
+        assert_eq!(
+            app.services.store.list_users().await.unwrap().len(),
+            users_before,
+            "{backend}: no user was created"
+        );
         assert_eq!(
             app.services.store.verify_audit_chain().await.unwrap().entries,
             audit_before,
@@ -253,7 +295,9 @@ async fn login_throttling_slows_then_refuses() {
     let mut last = String::new();
     let started = std::time::Instant::now();
     for _ in 0..9 {
-        let r = c.post_form("/auth/login", &[("username", "finance"), ("password", "not-the-password"), ("next", "/")]).await;
+        let r = c
+            .post_form("/auth/login", &[("username", "finance"), ("password", "not-the-password"), ("next", "/")])
+            .await;
         last = r.headers()["location"].to_str().unwrap().to_string();
     }
     assert!(started.elapsed() >= std::time::Duration::from_secs(3), "failed attempts past the third are slowed");

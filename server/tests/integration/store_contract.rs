@@ -80,7 +80,10 @@ async fn users_sessions_and_audit_chain() {
         assert_eq!(check.entries, 3, "{backend}: the refused duplicate left no audit line");
         assert_eq!(check.broken_at, None);
         // append-only: the database refuses changes to the log
-        assert!(db.exec("UPDATE audit_log SET actor_name = 'mallory'").await.is_err(), "{backend}: audit update refused");
+        assert!(
+            db.exec("UPDATE audit_log SET actor_name = 'mallory'").await.is_err(),
+            "{backend}: audit update refused"
+        );
         assert!(db.exec("DELETE FROM audit_log").await.is_err(), "{backend}: audit delete refused");
         let log = s.list_audit(10).await.unwrap();
         assert_eq!(log.iter().map(|a| a.seq).collect::<Vec<_>>(), vec![3, 2, 1]);
@@ -167,10 +170,20 @@ async fn bills_search_filter_page_and_sort() {
         assert!(void.items.iter().all(|b| b.status == BillStatus::Void));
 
         // date range: one local day
-        let q = BillQuery::parse(&BillParams { from: Some("2026-11-22".into()), to: Some("2026-11-22".into()), page_size: Some("100".into()), ..Default::default() }).unwrap();
+        let q = BillQuery::parse(&BillParams {
+            from: Some("2026-11-22".into()),
+            to: Some("2026-11-22".into()),
+            page_size: Some("100".into()),
+            ..Default::default()
+        })
+        .unwrap();
         let today = s.list_bills(&q).await.unwrap();
         let (from, to) = q.range_ms();
-        let expected = data.bills.iter().filter(|(b, _)| b.created_at_ms >= from.unwrap() && b.created_at_ms < to.unwrap()).count() as i64;
+        let expected = data
+            .bills
+            .iter()
+            .filter(|(b, _)| b.created_at_ms >= from.unwrap() && b.created_at_ms < to.unwrap())
+            .count() as i64;
         assert_eq!(today.total, expected, "{backend}: date range");
 
         // paging covers everything exactly once
@@ -202,7 +215,8 @@ async fn patients_and_unpaid_bills() {
         assert_eq!(d.patient.name, p.name);
         assert!(d.patient.phone_masked.contains("****"), "{backend}: phone masked");
         let unpaid = s.unpaid_bills(p.id.as_str()).await.unwrap();
-        let expected: Vec<_> = data.bills.iter().filter(|(b, _)| b.patient_id == p.id && b.status == BillStatus::Unpaid).collect();
+        let expected: Vec<_> =
+            data.bills.iter().filter(|(b, _)| b.patient_id == p.id && b.status == BillStatus::Unpaid).collect();
         assert_eq!(unpaid.len(), expected.len());
         assert_eq!(d.patient.unpaid_count, expected.len() as i64);
         let sum: i64 = expected.iter().map(|(b, _)| b.total.fen()).sum();
@@ -273,7 +287,10 @@ async fn database_constraints_back_the_rules() {
         ])
         .await
         .unwrap();
-        assert!(db.exec("INSERT INTO postings (entry_id, line_no, account_code, amount_fen) VALUES ('je_t2', 3, '6001', 5)").await.is_err());
+        assert!(db
+            .exec("INSERT INTO postings (entry_id, line_no, account_code, amount_fen) VALUES ('je_t2', 3, '6001', 5)")
+            .await
+            .is_err());
         assert!(db.exec("UPDATE postings SET amount_fen = 1 WHERE entry_id = 'je_t2'").await.is_err());
         assert!(db.exec("DELETE FROM journal_entries WHERE id = 'je_t2'").await.is_err());
         assert!(db.exec("UPDATE journal_entries SET memo = 'x' WHERE id = 'je_t2'").await.is_err());

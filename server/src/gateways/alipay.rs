@@ -1,0 +1,1 @@
+//! alipay client (to be implemented).

@@ -1,0 +1,1 @@
+//! bank client (to be implemented).

@@ -1,0 +1,1 @@
+//! wechatpay client (to be implemented).
