@@ -73,6 +73,13 @@ pub fn App() -> impl IntoView {
     provide_context(i18n);
     let me = Resource::new(|| (), |_| get_current_user());
     provide_context(UserCtx(me));
+    // Effects run only in the browser: mark the document once the WASM has taken over, so
+    // end-to-end tests (and curious people) can tell a hydrated page from a static one.
+    Effect::new(move |_| {
+        if let Some(body) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.body()) {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
 
     view! {
         <Stylesheet id="leptos" href="/pkg/clinicpay.css"/>
