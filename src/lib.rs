@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod billing;
+pub mod checkout;
 pub mod ids;
 pub mod ledger;
 pub mod money;

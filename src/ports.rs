@@ -132,8 +132,9 @@ pub struct AuditCheck {
     pub broken_at: Option<i64>,
 }
 
+/// Everything the services store. Split into traits by area; every backend implements all.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: ChannelStore + CheckoutStore + Send + Sync {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     async fn ping(&self) -> StoreResult<()>;
@@ -194,6 +195,25 @@ pub trait Store: Send + Sync {
     /// Unpaid (and not in an active session) bills of a patient, oldest first.
     async fn unpaid_bills(&self, patient_id: &str) -> StoreResult<Vec<BillSummary>>;
     async fn dashboard(&self, day: &str, day_start_ms: Millis, day_end_ms: Millis) -> StoreResult<Dashboard>;
+
+    // --- API tokens (stored as SHA-256 hashes) -------------------------------------------------
+    async fn insert_api_token(&self, t: &ApiTokenRecord, audit: &AuditInput) -> StoreResult<()>;
+    async fn api_token_by_hash(&self, token_hash: &str, now_ms: Millis) -> StoreResult<Option<ApiTokenRecord>>;
+    async fn list_api_tokens(&self) -> StoreResult<Vec<ApiTokenRecord>>;
+    async fn disable_api_token(&self, id: &str, audit: &AuditInput) -> StoreResult<bool>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ApiTokenRecord {
+    pub id: String,
+    pub name: String,
+    #[serde(skip)]
+    pub token_hash: String,
+    pub role: Role,
+    pub created_by: String,
+    pub created_at_ms: Millis,
+    pub disabled: bool,
+    pub last_used_at_ms: Option<Millis>,
 }
 
 // --- payment gateways (G1) ---------------------------------------------------------------------
@@ -344,6 +364,9 @@ pub trait Gateways: Send + Sync {
     ) -> Result<(ChannelInfo, std::sync::Arc<dyn Gateway>), Rejection>;
     /// Forget cached clients (after a configuration change).
     fn invalidate(&self);
+    /// Builds a client from a configuration without storing it, to check settings and keys.
+    /// Returns the merchant account the configuration names.
+    fn check_config(&self, provider: Provider, settings: &str, secrets: &ChannelSecrets) -> Result<String, String>;
 }
 
 /// Receives verified provider events (the notification endpoints call it once per distinct
@@ -365,4 +388,334 @@ pub enum HandleOutcome {
     Duplicate,
     /// Recorded but needed no change (e.g. an informational status).
     Ignored,
+}
+
+// --- channel configurations and secrets (G6, S4) -------------------------------------------------
+
+/// A channel configuration row. `secret_ciphertext` is sealed by [`Secrets`]; nothing here is
+/// secret in clear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelRecord {
+    pub id: String,
+    pub provider: Provider,
+    pub name: String,
+    pub account_id: String,
+    pub is_default: bool,
+    pub enabled: bool,
+    pub sandbox: bool,
+    /// Non-secret settings, JSON text (provider-specific shape).
+    pub settings: String,
+    pub secret_ciphertext: String,
+    pub secret_key_version: i64,
+    pub version: i64,
+    pub created_at_ms: Millis,
+    pub updated_at_ms: Millis,
+}
+
+impl ChannelRecord {
+    pub fn info(&self) -> ChannelInfo {
+        ChannelInfo {
+            id: self.id.clone(),
+            provider: self.provider,
+            name: self.name.clone(),
+            account: self.account_id.clone(),
+            is_default: self.is_default,
+            enabled: self.enabled,
+            sandbox: self.sandbox,
+        }
+    }
+}
+
+/// The secret half of a channel: private key(s). Never serialised to a browser, never logged.
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChannelSecrets {
+    /// Merchant/app private key (PEM or bare base64).
+    pub private_key: String,
+    /// WeChat Pay APIv3 key (32 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apiv3_key: Option<String>,
+}
+
+impl std::fmt::Debug for ChannelSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChannelSecrets(<redacted>)")
+    }
+}
+
+/// A sealed secret: which master-key version sealed it, and the ciphertext.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    pub key_version: i64,
+    pub ciphertext: String,
+}
+
+/// Encryption at rest under versioned master keys (AES-256-GCM). `aad` binds a ciphertext to
+/// its row, so it cannot be moved to another channel.
+pub trait Secrets: Send + Sync {
+    fn current_version(&self) -> i64;
+    fn seal(&self, aad: &[u8], plaintext: &[u8]) -> anyhow::Result<Sealed>;
+    fn open(&self, aad: &[u8], sealed: &Sealed) -> anyhow::Result<Vec<u8>>;
+}
+
+/// A notification as stored before anything is done with it.
+#[derive(Debug, Clone)]
+pub struct NewNotification {
+    pub id: String,
+    pub provider: Provider,
+    pub received_at_ms: Millis,
+    pub remote_addr: String,
+    pub content_type: String,
+    /// JSON object of the headers that matter.
+    pub headers: String,
+    pub body: Vec<u8>,
+}
+
+/// What became of a stored notification.
+#[derive(Debug, Clone)]
+pub struct NotificationResult {
+    /// `applied`, `duplicate`, `ignored`, `rejected` or `failed`.
+    pub status: &'static str,
+    pub reason: Option<String>,
+    pub channel_id: Option<String>,
+    pub event_id: Option<String>,
+    pub out_trade_no: Option<String>,
+    pub processed_at_ms: Millis,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredNotification {
+    pub id: String,
+    pub provider: Provider,
+    pub received_at_ms: Millis,
+    pub content_type: String,
+    pub headers: String,
+    pub body: Vec<u8>,
+    pub status: String,
+}
+
+/// Storage for channels and notifications (a second trait so the billing store stays readable;
+/// both backends implement both).
+#[async_trait]
+pub trait ChannelStore: Send + Sync {
+    async fn insert_channel(&self, c: &ChannelRecord, audit: &AuditInput) -> StoreResult<()>;
+    /// Compare-and-set on `version`; the stored version becomes `c.version`.
+    async fn update_channel(&self, c: &ChannelRecord, expected_version: i64, audit: &AuditInput) -> StoreResult<()>;
+    /// Makes a channel its provider's default (clearing the old one) in one transaction.
+    async fn set_default_channel(&self, id: &str, at_ms: Millis, audit: &AuditInput) -> StoreResult<()>;
+    async fn list_channels(&self) -> StoreResult<Vec<ChannelRecord>>;
+    async fn get_channel(&self, id: &str) -> StoreResult<Option<ChannelRecord>>;
+
+    async fn insert_notification(&self, n: &NewNotification) -> StoreResult<()>;
+    async fn finish_notification(&self, id: &str, r: &NotificationResult) -> StoreResult<()>;
+    async fn list_notifications(&self, limit: i64) -> StoreResult<Vec<crate::views::NotificationView>>;
+    /// Notifications still `received` after `before_ms` (processing died): to be re-driven.
+    async fn unfinished_notifications(&self, before_ms: Millis, limit: i64) -> StoreResult<Vec<StoredNotification>>;
+    /// Records a provider event id; false when it was recorded before (a duplicate).
+    async fn record_provider_event(&self, provider: Provider, event_id: &str, notification_id: &str, outcome: &str, at_ms: Millis) -> StoreResult<bool>;
+}
+
+// --- checkout sessions, payments, exceptions, workers (C1–C5, G5) --------------------------------
+
+use crate::checkout::{EndReason, ExceptionView, LatePaymentPolicy, SessionView};
+use crate::payments::{PayMethod as Method, SessionStatus};
+
+/// A session to open; the store freezes each bill's amount from the bill itself.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: String,
+    pub patient_id: String,
+    pub channel_id: String,
+    pub provider: Provider,
+    pub method: Method,
+    pub out_trade_no: String,
+    pub bill_ids: Vec<String>,
+    pub expires_at_ms: Millis,
+    pub created_at_ms: Millis,
+    pub created_by: String,
+    /// (scope, key, request fingerprint) when the caller sent an `Idempotency-Key`.
+    pub idempotency: Option<(String, String, String)>,
+    /// The session this one replaces ("refresh QR"), ended in the same transaction.
+    pub replaces: Option<String>,
+}
+
+/// Why a session could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionRefusal {
+    UnknownPatient,
+    UnknownBill(String),
+    OtherPatient(String),
+    NotPayable { bill_id: String, status: String },
+    InActiveSession { bill_id: String, session_id: String },
+    /// The idempotency key was used for a different request.
+    IdempotencyReused { session_id: String },
+    /// The session to replace is no longer pending.
+    ReplacedNotPending { status: SessionStatus },
+}
+
+#[derive(Debug, Clone)]
+pub enum CreateOutcome {
+    Created(SessionView),
+    /// Same idempotency key and request: the session made the first time.
+    Existing(SessionView),
+}
+
+/// A verified payment to apply (from a notification or from status sync).
+#[derive(Debug, Clone)]
+pub struct PaymentApplication {
+    /// The provider's event id, or `query:<txn id>` for status sync.
+    pub event_id: String,
+    pub notification_id: Option<String>,
+    pub provider: Provider,
+    pub channel_id: String,
+    pub out_trade_no: String,
+    pub provider_txn_id: String,
+    pub amount: Money,
+    pub paid_at_ms: Millis,
+    pub now_ms: Millis,
+    pub late_policy: LatePaymentPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyResult {
+    /// The session is paid: one payment per bill, bills paid, ledger entry written.
+    Paid { session_id: String, bills: usize },
+    /// Seen before: nothing changed.
+    Duplicate,
+    /// Money arrived for a session that could not take it; recorded as unallocated.
+    LatePayment { session_id: String, exception_id: String, refund_queued: bool },
+    /// The amount differs from the session's: recorded, the session stays unpaid.
+    AmountMismatch { session_id: String, exception_id: String },
+    /// No session has this order number (on this channel).
+    UnknownOrder,
+}
+
+/// A unit of background work claimed under a lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionTask {
+    pub session_id: String,
+    pub channel_id: String,
+    pub out_trade_no: String,
+    pub status: SessionStatus,
+    pub attempts: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundTask {
+    pub id: String,
+    pub channel_id: String,
+    pub out_trade_no: String,
+    pub out_refund_no: String,
+    pub amount: Money,
+    pub total: Money,
+    pub reason: String,
+    pub status: String,
+    pub attempts: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundProgress {
+    Succeeded { provider_refund_id: Option<String> },
+    Processing,
+    /// Retry at `next_attempt_at_ms`.
+    Retry { error: String, next_attempt_at_ms: Millis },
+    /// Give up: the exception goes back to a person.
+    Failed { error: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxItem {
+    pub id: String,
+    pub topic: String,
+    pub aggregate_id: String,
+    pub payload: String,
+}
+
+/// Invariants an auditor (and the reliability suite) checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LedgerReport {
+    pub journal_entries: i64,
+    pub unsealed_entries: i64,
+    pub unbalanced_entries: i64,
+    /// Account code → balance in fen (debit positive).
+    pub balances: Vec<(String, i64)>,
+    pub paid_sessions: i64,
+    /// Paid sessions whose payments do not add up to exactly their total.
+    pub misallocated_sessions: i64,
+    /// Bills with more than one payment (the unique index makes this impossible).
+    pub bills_paid_twice: i64,
+    /// Bills marked paid without a payment, or with a payment but not marked paid.
+    pub bill_payment_mismatches: i64,
+    /// Notifications still `received` (not resolved).
+    pub unresolved_notifications: i64,
+    /// Money received (allocated + unallocated) minus refunded equals the clearing balances.
+    pub clearing_matches_receipts: bool,
+}
+
+#[async_trait]
+pub trait CheckoutStore: Send + Sync {
+    /// Opens a session in one transaction: checks every bill (exists, this patient's, unpaid,
+    /// in no active session), freezes amounts, marks bills paying, records the idempotency key,
+    /// and ends the replaced session if any.
+    async fn create_session(&self, s: &NewSession) -> StoreResult<Result<CreateOutcome, SessionRefusal>>;
+    /// Stores what the provider gave us to show the payer (compare-and-set on a pending session).
+    async fn set_pay_action(&self, session_id: &str, kind: &str, content: &str, at_ms: Millis) -> StoreResult<bool>;
+    /// Ends a pending session (CAS) and releases its bills; `close_at_provider` queues the trade
+    /// for closing. `Err(status)` when the session was not pending.
+    async fn end_session(
+        &self,
+        session_id: &str,
+        reason: EndReason,
+        at_ms: Millis,
+        close_at_provider: bool,
+    ) -> StoreResult<Result<(), SessionStatus>>;
+    async fn session(&self, session_id: &str) -> StoreResult<Option<SessionView>>;
+    async fn session_by_trade(&self, out_trade_no: &str) -> StoreResult<Option<SessionView>>;
+    /// Pending sessions of a patient (the charge screen resumes them).
+    async fn pending_sessions_of(&self, patient_id: &str) -> StoreResult<Vec<SessionView>>;
+    /// C3 in one transaction: session pending→paid, a payment per bill, bills paid, a balanced
+    /// journal entry, an outbox event, the provider transaction booked once. Late money becomes
+    /// unallocated with an exception (and a queued refund under `AutoRefund`).
+    async fn apply_payment(&self, p: &PaymentApplication, ids: &dyn IdGen) -> StoreResult<ApplyResult>;
+    /// Several applications, each in its own savepoint, all in one durable commit (group commit).
+    async fn apply_payments(&self, ps: &[PaymentApplication], ids: &dyn IdGen) -> StoreResult<Vec<StoreResult<ApplyResult>>>;
+
+    // workers: each claims work under a lease so several instances never do the same item twice
+    /// Ends pending sessions past `expires_at` (and sessions whose provider call never answered),
+    /// queueing them for closing at the provider. Returns the ended session ids.
+    async fn expire_sessions(&self, now_ms: Millis, limit: i64) -> StoreResult<Vec<String>>;
+    async fn claim_closes(&self, now_ms: Millis, lease_ms: Millis, limit: i64) -> StoreResult<Vec<SessionTask>>;
+    async fn mark_closed_at_provider(&self, session_id: &str) -> StoreResult<()>;
+    /// Pending sessions due for a status query; pushes their next query time back.
+    async fn claim_syncs(&self, now_ms: Millis, lease_ms: Millis, limit: i64) -> StoreResult<Vec<SessionTask>>;
+    async fn claim_refunds(&self, now_ms: Millis, lease_ms: Millis, limit: i64) -> StoreResult<Vec<RefundTask>>;
+    async fn refund_progress(&self, refund_id: &str, progress: &RefundProgress, now_ms: Millis, ids: &dyn IdGen) -> StoreResult<()>;
+    async fn claim_outbox(&self, now_ms: Millis, lease_ms: Millis, limit: i64) -> StoreResult<Vec<OutboxItem>>;
+    async fn mark_published(&self, ids: &[String], now_ms: Millis) -> StoreResult<()>;
+
+    // exceptions
+    async fn list_exceptions(&self, open_only: bool, limit: i64) -> StoreResult<Vec<ExceptionView>>;
+    /// A person's decision on a held exception: `refund` queues a refund, `resolve` closes it
+    /// with a note. Compare-and-set on the status.
+    async fn decide_exception(
+        &self,
+        exception_id: &str,
+        refund: bool,
+        note: &str,
+        actor: &str,
+        now_ms: Millis,
+        ids: &dyn IdGen,
+        audit: &AuditInput,
+    ) -> StoreResult<Result<(), String>>;
+
+    async fn ledger_report(&self) -> StoreResult<LedgerReport>;
+    async fn count_pending_sessions(&self) -> StoreResult<i64>;
+    /// Our refund row for a provider refund number.
+    async fn refund_by_out_no(&self, out_refund_no: &str) -> StoreResult<Option<String>>;
+}
+
+/// Tells live screens that a session changed, only after the change is committed. On
+/// PostgreSQL this crosses instances (LISTEN/NOTIFY); on SQLite it stays in-process.
+#[async_trait]
+pub trait SessionEvents: Send + Sync {
+    async fn publish(&self, session_id: &str, status: SessionStatus);
 }

@@ -292,6 +292,39 @@ pub struct AuditEntryView {
     pub hash: String,
 }
 
+/// A payment channel configuration as the admin page shows it: secrets masked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelView {
+    pub id: String,
+    pub provider: String,
+    pub name: String,
+    pub account: String,
+    pub is_default: bool,
+    pub enabled: bool,
+    pub sandbox: bool,
+    /// The non-secret settings as JSON text.
+    pub settings: String,
+    /// e.g. `RSA 2048 · SHA-256 a1b2…` — enough to recognise a key, never the key.
+    pub private_key_mask: String,
+    pub apiv3_key_mask: Option<String>,
+    pub key_version: i64,
+    pub version: i64,
+    pub updated_at_ms: Millis,
+}
+
+/// A stored provider notification, for the notifications page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationView {
+    pub id: String,
+    pub provider: String,
+    pub received_at_ms: Millis,
+    pub status: String,
+    pub reason: Option<String>,
+    pub event_id: Option<String>,
+    pub out_trade_no: Option<String>,
+    pub remote_addr: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

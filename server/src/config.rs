@@ -59,6 +59,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Sandbox notification retries and delays run at this ‰ of real time (1000 = real time).
     pub sandbox_time_scale_permille: u64,
+    /// Money that arrives too late (after expiry or cancel): `auto_refund` or `hold`.
+    pub late_payment_policy: clinicpay::checkout::LatePaymentPolicy,
+    /// Run the background workers (expiry, status sync, closes, refunds, outbox).
+    pub run_workers: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -98,6 +102,8 @@ impl Default for Config {
             master_key_file: None,
             data_dir: PathBuf::from("data"),
             sandbox_time_scale_permille: 1000,
+            late_payment_policy: clinicpay::checkout::LatePaymentPolicy::AutoRefund,
+            run_workers: true,
         }
     }
 }
@@ -212,6 +218,16 @@ impl Config {
         }
         if let Some(v) = env("CLINICPAY_SANDBOX_TIME_SCALE_PERMILLE") {
             self.sandbox_time_scale_permille = v.parse().context("CLINICPAY_SANDBOX_TIME_SCALE_PERMILLE")?;
+        }
+        if let Some(v) = env("CLINICPAY_LATE_PAYMENT_POLICY") {
+            self.late_payment_policy = match v.as_str() {
+                "auto_refund" => clinicpay::checkout::LatePaymentPolicy::AutoRefund,
+                "hold" => clinicpay::checkout::LatePaymentPolicy::Hold,
+                _ => bail!("CLINICPAY_LATE_PAYMENT_POLICY must be auto_refund or hold"),
+            };
+        }
+        if let Some(v) = env("CLINICPAY_RUN_WORKERS") {
+            self.run_workers = parse_bool("CLINICPAY_RUN_WORKERS", &v)?;
         }
         if let Some(v) = env("CLINICPAY_MASTER_KEY_FILE") {
             self.master_key_file = Some(PathBuf::from(v));

@@ -14,23 +14,42 @@ use tokio::net::TcpListener;
 pub fn service_config(cfg: &Config) -> ServiceConfig {
     ServiceConfig {
         production: cfg.production() && !cfg.allow_demo_in_production,
+        public_url: cfg.public_url(),
+        late_payment_policy: cfg.late_payment_policy,
         session_ttl_ms: cfg.session_ttl_minutes * 60_000,
         ..ServiceConfig::default()
     }
 }
 
 pub async fn build_services(cfg: &Config) -> anyhow::Result<Services> {
-    let store = crate::db::connect(
+    Ok(build_parts(cfg).await?.0)
+}
+
+/// The services and the live-event hub behind them.
+pub async fn build_parts(cfg: &Config) -> anyhow::Result<(Services, Arc<crate::events::EventHub>)> {
+    let connected = crate::db::connect(
         &cfg.database_url,
         &crate::db::DbOptions { max_connections: cfg.db_max_connections, migrate: true },
     )
     .await?;
-    Ok(Services {
+    let store = connected.store;
+    let batch_workers = if connected.pg.is_some() { 4 } else { 1 };
+    let hub = Arc::new(crate::events::EventHub::new(connected.pg));
+    hub.spawn_listener();
+    let secrets: Arc<dyn clinicpay::ports::Secrets> = Arc::new(crate::secrets::MasterKeys::load(cfg)?);
+    let gateways = Arc::new(crate::gateways::registry::ChannelGateways::new(store.clone(), secrets.clone()));
+    let services = Services {
         store,
         clock: Arc::new(SystemClock),
         ids: Arc::new(RandomIds),
         config: Arc::new(service_config(cfg)),
-    })
+        secrets,
+        gateways,
+        events: hub.clone(),
+        apply_batcher: None,
+    }
+    .with_apply_batching(64, batch_workers);
+    Ok((services, hub))
 }
 
 pub fn leptos_options(cfg: &Config, addr: SocketAddr) -> LeptosOptions {
@@ -61,7 +80,7 @@ impl Application {
         if cfg.listen.port() == 0 {
             cfg.listen = addr;
         }
-        let services = build_services(&cfg).await?;
+        let (services, hub) = build_parts(&cfg).await?;
         if cfg.production() && !cfg.allow_demo_in_production && services.store.count_demo_users().await? > 0 {
             anyhow::bail!(
                 "production mode refuses to start while demo users exist: disable them, or set \
@@ -75,6 +94,7 @@ impl Application {
             metrics: metrics.clone(),
             cfg: cfg.clone(),
             fn_access: Arc::new(http::server_fn_access()?),
+            hub,
         };
         let mut router = http::router(http_state, leptos_options(&cfg, addr));
         let sandboxes = if cfg.sandbox {
@@ -99,14 +119,33 @@ impl Application {
         self.listener.local_addr().expect("bound")
     }
 
-    /// Serves until `shutdown` resolves.
+    /// Serves until `shutdown` resolves; runs the background workers alongside when configured.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+        let workers = self.cfg.run_workers.then(|| tokio::spawn(run_workers(self.services.clone())));
+        let r = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await
-            .context("serving HTTP")
+            .context("serving HTTP");
+        if let Some(w) = workers {
+            w.abort();
+        }
+        r
+    }
+}
+
+/// The background workers: every step once a second (sooner while there is work).
+pub async fn run_workers(services: Services) {
+    loop {
+        let busy = match services.work_once().await {
+            Ok(report) => report.total() > 0,
+            Err(e) => {
+                tracing::error!(error = %e, "a worker round failed");
+                false
+            }
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(if busy { 100 } else { 1_000 })).await;
     }
 }

@@ -349,6 +349,56 @@ impl Services {
         Ok(())
     }
 
+    /// Issues an API token for integrations (shown once; stored as a hash).
+    pub async fn create_api_token(&self, actor: &CurrentUser, ip: &str, name: &str, role: Role) -> ServiceResult<(String, crate::ports::ApiTokenRecord)> {
+        Self::require_admin(actor)?;
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 60 {
+            return Err(ServiceError::invalid("bad_token_name", "the token name must be 1–60 characters"));
+        }
+        let token = format!("cpk_{}", new_token());
+        let rec = crate::ports::ApiTokenRecord {
+            id: self.ids.new_id::<crate::ids::ApiTokenId>().into_string(),
+            name: name.to_string(),
+            token_hash: token_hash(&token),
+            role,
+            created_by: actor.username.clone(),
+            created_at_ms: self.now(),
+            disabled: false,
+            last_used_at_ms: None,
+        };
+        let audit = self.audit_input(&Actor::user(actor, ip), "api_token_created", "api_token", &rec.id, serde_json::json!({ "name": rec.name, "role": role.as_str() }));
+        self.store.insert_api_token(&rec, &audit).await?;
+        Ok((token, rec))
+    }
+
+    pub async fn list_api_tokens(&self, actor: &CurrentUser) -> ServiceResult<Vec<crate::ports::ApiTokenRecord>> {
+        Self::require_admin(actor)?;
+        Ok(self.store.list_api_tokens().await?)
+    }
+
+    pub async fn disable_api_token(&self, actor: &CurrentUser, ip: &str, id: &str) -> ServiceResult<()> {
+        Self::require_admin(actor)?;
+        let id = crate::ids::ApiTokenId::parse(id).map_err(|e| ServiceError::invalid("bad_id", e.to_string()))?;
+        let audit = self.audit_input(&Actor::user(actor, ip), "api_token_disabled", "api_token", id.as_str(), serde_json::json!({}));
+        self.store.disable_api_token(id.as_str(), &audit).await?;
+        Ok(())
+    }
+
+    /// The caller behind a bearer token, as a user of the token's role.
+    pub async fn authenticate_api_token(&self, token: &str) -> ServiceResult<Option<CurrentUser>> {
+        if !token.starts_with("cpk_") || token.len() > 100 {
+            return Ok(None);
+        }
+        let rec = self.store.api_token_by_hash(&token_hash(token), self.now()).await?;
+        Ok(rec.filter(|r| !r.disabled).map(|r| CurrentUser {
+            id: r.id.clone(),
+            username: format!("token:{}", r.name),
+            display_name: r.name.clone(),
+            role: r.role,
+        }))
+    }
+
     pub async fn audit_log(&self, actor: &CurrentUser, limit: i64) -> ServiceResult<Vec<AuditEntryView>> {
         Self::require_admin(actor)?;
         Ok(self.store.list_audit(limit.clamp(1, 500)).await?)

@@ -4,10 +4,15 @@
 //! protocol.
 
 pub mod auth;
+pub mod batch;
 pub mod billing;
+pub mod channels;
+pub mod checkout;
+pub mod notify;
+pub mod workers;
 pub mod demo;
 
-use crate::ports::{Clock, IdGen, Store, StoreError};
+use crate::ports::{Clock, Gateways, IdGen, Secrets, SessionEvents, Store, StoreError};
 use crate::time::Millis;
 use std::sync::Arc;
 
@@ -86,6 +91,10 @@ pub type ServiceResult<T> = Result<T, ServiceError>;
 pub struct ServiceConfig {
     /// `production` refuses demo users.
     pub production: bool,
+    /// Where providers reach us (notification URLs are built from it).
+    pub public_url: String,
+    /// What becomes of money that arrives too late (C4).
+    pub late_payment_policy: crate::checkout::LatePaymentPolicy,
     pub session_ttl_ms: Millis,
     pub throttle: ThrottlePolicy,
 }
@@ -94,6 +103,8 @@ impl Default for ServiceConfig {
     fn default() -> Self {
         ServiceConfig {
             production: false,
+            public_url: "http://127.0.0.1:3000".into(),
+            late_payment_policy: crate::checkout::LatePaymentPolicy::AutoRefund,
             session_ttl_ms: 12 * crate::time::HOUR_MS,
             throttle: ThrottlePolicy::default(),
         }
@@ -135,6 +146,47 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGen>,
     pub config: Arc<ServiceConfig>,
+    pub secrets: Arc<dyn Secrets>,
+    pub gateways: Arc<dyn Gateways>,
+    pub events: Arc<dyn SessionEvents>,
+    /// Group commit for applying payments (None: one transaction per payment).
+    pub apply_batcher: Option<Arc<ApplyBatcher>>,
+}
+
+pub type ApplyBatcher =
+    batch::Batcher<crate::ports::PaymentApplication, Result<crate::ports::ApplyResult, StoreError>>;
+
+impl Services {
+    /// Starts group commit for payment applications.
+    pub fn with_apply_batching(mut self, max_batch: usize, workers: usize) -> Services {
+        let store = self.store.clone();
+        let ids = self.ids.clone();
+        self.apply_batcher = Some(batch::Batcher::spawn(max_batch, workers, move |items: Vec<crate::ports::PaymentApplication>| {
+            let store = store.clone();
+            let ids = ids.clone();
+            async move {
+                let n = items.len();
+                match store.apply_payments(&items, ids.as_ref()).await {
+                    Ok(results) => results,
+                    Err(e) => {
+                        let msg = e.to_string();
+                        (0..n).map(|_| Err(StoreError::Internal(anyhow::anyhow!("batch failed: {msg}")))).collect()
+                    }
+                }
+            }
+        }));
+        self
+    }
+
+    pub(crate) async fn apply_payment_queued(
+        &self,
+        p: crate::ports::PaymentApplication,
+    ) -> Result<crate::ports::ApplyResult, StoreError> {
+        match &self.apply_batcher {
+            Some(b) => b.submit(p).await.unwrap_or_else(|| Err(StoreError::Internal(anyhow::anyhow!("batcher stopped")))),
+            None => self.store.apply_payment(&p, self.ids.as_ref()).await,
+        }
+    }
 }
 
 impl Services {

@@ -47,11 +47,24 @@ impl Default for DbOptions {
     }
 }
 
+/// A connected store; with PostgreSQL also its pool (for LISTEN/NOTIFY).
+pub struct Connected {
+    pub store: Arc<dyn Store>,
+    pub pg: Option<sqlx::PgPool>,
+}
+
 /// Connects to the database a URL names, migrating it first when asked.
-pub async fn connect(url: &str, opts: &DbOptions) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn connect(url: &str, opts: &DbOptions) -> anyhow::Result<Connected> {
     Ok(match Backend::of_url(url)? {
-        Backend::Sqlite => Arc::new(sqlite::SqliteStore::connect(url, opts).await.context("opening SQLite")?),
-        Backend::Postgres => Arc::new(postgres::PgStore::connect(url, opts).await.context("connecting to PostgreSQL")?),
+        Backend::Sqlite => Connected {
+            store: Arc::new(sqlite::SqliteStore::connect(url, opts).await.context("opening SQLite")?),
+            pg: None,
+        },
+        Backend::Postgres => {
+            let s = postgres::PgStore::connect(url, opts).await.context("connecting to PostgreSQL")?;
+            let pool = s.pool().clone();
+            Connected { store: Arc::new(s), pg: Some(pool) }
+        }
     })
 }
 

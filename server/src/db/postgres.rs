@@ -11,6 +11,8 @@ type Db = sqlx::Postgres;
 type ThisStore = PgStore;
 const BACKEND: &str = "postgres";
 const FOR_UPDATE: &str = " FOR UPDATE";
+/// Claiming work: row locks that other workers skip (PostgreSQL); SQLite's single writer needs none.
+const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
 
 pub struct PgStore {
     pool: sqlx::PgPool,
@@ -41,3 +43,4 @@ impl PgStore {
 }
 
 include!("shared.rs");
+include!("checkout_sql.rs");

@@ -819,6 +819,22 @@ impl Store for ThisStore {
         rows.into_iter().map(BillSummaryRow::into_view).collect()
     }
 
+    async fn insert_api_token(&self, t: &clinicpay::ports::ApiTokenRecord, audit: &AuditInput) -> StoreResult<()> {
+        self.insert_api_token_impl(t, audit).await
+    }
+
+    async fn api_token_by_hash(&self, token_hash: &str, now_ms: Millis) -> StoreResult<Option<clinicpay::ports::ApiTokenRecord>> {
+        self.api_token_by_hash_impl(token_hash, now_ms).await
+    }
+
+    async fn list_api_tokens(&self) -> StoreResult<Vec<clinicpay::ports::ApiTokenRecord>> {
+        self.list_api_tokens_impl().await
+    }
+
+    async fn disable_api_token(&self, id: &str, audit: &AuditInput) -> StoreResult<bool> {
+        self.disable_api_token_impl(id, audit).await
+    }
+
     async fn dashboard(&self, day: &str, day_start_ms: Millis, day_end_ms: Millis) -> StoreResult<Dashboard> {
         let takings = sqlx::query(
             "SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) AS fen, COUNT(DISTINCT session_id) AS n \
@@ -871,5 +887,372 @@ impl Store for ThisStore {
             recent_bills: recent.into_iter().map(BillSummaryRow::into_view).collect::<StoreResult<_>>()?,
             recent_payments,
         })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ChannelRow {
+    id: String,
+    provider: String,
+    name: String,
+    account_id: String,
+    is_default: bool,
+    enabled: bool,
+    sandbox: bool,
+    settings: String,
+    secret_ciphertext: String,
+    secret_key_version: i64,
+    version: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+const CHANNEL_COLS: &str = "id, provider, name, account_id, is_default, enabled, sandbox, settings, secret_ciphertext, \
+     secret_key_version, version, created_at, updated_at";
+
+fn provider_of(s: &str) -> StoreResult<clinicpay::payments::Provider> {
+    clinicpay::payments::Provider::parse(s).ok_or_else(|| StoreError::Internal(anyhow!("stored provider {s:?}")))
+}
+
+impl ChannelRow {
+    fn into_record(self) -> StoreResult<clinicpay::ports::ChannelRecord> {
+        Ok(clinicpay::ports::ChannelRecord {
+            provider: provider_of(&self.provider)?,
+            id: self.id,
+            name: self.name,
+            account_id: self.account_id,
+            is_default: self.is_default,
+            enabled: self.enabled,
+            sandbox: self.sandbox,
+            settings: self.settings,
+            secret_ciphertext: self.secret_ciphertext,
+            secret_key_version: self.secret_key_version,
+            version: self.version,
+            created_at_ms: self.created_at,
+            updated_at_ms: self.updated_at,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl clinicpay::ports::ChannelStore for ThisStore {
+    async fn insert_channel(&self, c: &clinicpay::ports::ChannelRecord, audit: &AuditInput) -> StoreResult<()> {
+        let mut tx = self.write_tx().await.map_err(map_err)?;
+        if c.is_default {
+            sqlx::query("UPDATE channel_configs SET is_default = FALSE, version = version + 1, updated_at = $1 WHERE provider = $2 AND is_default = TRUE")
+                .bind(c.updated_at_ms)
+                .bind(c.provider.as_str())
+                .execute(tx.c())
+                .await
+                .map_err(map_err)?;
+        }
+        sqlx::query(&format!(
+            "INSERT INTO channel_configs ({CHANNEL_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        ))
+        .bind(&c.id)
+        .bind(c.provider.as_str())
+        .bind(&c.name)
+        .bind(&c.account_id)
+        .bind(c.is_default)
+        .bind(c.enabled)
+        .bind(c.sandbox)
+        .bind(&c.settings)
+        .bind(&c.secret_ciphertext)
+        .bind(c.secret_key_version)
+        .bind(c.version)
+        .bind(c.created_at_ms)
+        .bind(c.updated_at_ms)
+        .execute(tx.c())
+        .await
+        .map_err(map_err)?;
+        Self::append_audit_tx(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn update_channel(&self, c: &clinicpay::ports::ChannelRecord, expected_version: i64, audit: &AuditInput) -> StoreResult<()> {
+        let mut tx = self.write_tx().await.map_err(map_err)?;
+        let n = sqlx::query(
+            "UPDATE channel_configs SET name = $1, account_id = $2, enabled = $3, sandbox = $4, settings = $5, \
+             secret_ciphertext = $6, secret_key_version = $7, version = $8, updated_at = $9, \
+             is_default = CASE WHEN $3 THEN is_default ELSE FALSE END \
+             WHERE id = $10 AND version = $11",
+        )
+        .bind(&c.name)
+        .bind(&c.account_id)
+        .bind(c.enabled)
+        .bind(c.sandbox)
+        .bind(&c.settings)
+        .bind(&c.secret_ciphertext)
+        .bind(c.secret_key_version)
+        .bind(c.version)
+        .bind(c.updated_at_ms)
+        .bind(&c.id)
+        .bind(expected_version)
+        .execute(tx.c())
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::Conflict("the channel was changed by someone else; reload and try again".into()));
+        }
+        Self::append_audit_tx(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn set_default_channel(&self, id: &str, at_ms: Millis, audit: &AuditInput) -> StoreResult<()> {
+        let mut tx = self.write_tx().await.map_err(map_err)?;
+        let row = sqlx::query(&format!("SELECT provider, enabled FROM channel_configs WHERE id = $1{FOR_UPDATE}"))
+            .bind(id)
+            .fetch_optional(tx.c())
+            .await
+            .map_err(map_err)?
+            .ok_or(StoreError::NotFound)?;
+        let provider: String = row.try_get("provider").map_err(map_err)?;
+        let enabled: bool = row.try_get("enabled").map_err(map_err)?;
+        if !enabled {
+            return Err(StoreError::Conflict("a disabled channel cannot be the default".into()));
+        }
+        sqlx::query("UPDATE channel_configs SET is_default = FALSE, version = version + 1, updated_at = $1 WHERE provider = $2 AND is_default = TRUE AND id <> $3")
+            .bind(at_ms)
+            .bind(&provider)
+            .bind(id)
+            .execute(tx.c())
+            .await
+            .map_err(map_err)?;
+        sqlx::query("UPDATE channel_configs SET is_default = TRUE, version = version + 1, updated_at = $1 WHERE id = $2 AND is_default = FALSE")
+            .bind(at_ms)
+            .bind(id)
+            .execute(tx.c())
+            .await
+            .map_err(map_err)?;
+        Self::append_audit_tx(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn list_channels(&self) -> StoreResult<Vec<clinicpay::ports::ChannelRecord>> {
+        let rows: Vec<ChannelRow> = sqlx::query_as(&format!("SELECT {CHANNEL_COLS} FROM channel_configs ORDER BY provider, is_default DESC, name"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.into_iter().map(ChannelRow::into_record).collect()
+    }
+
+    async fn get_channel(&self, id: &str) -> StoreResult<Option<clinicpay::ports::ChannelRecord>> {
+        let row: Option<ChannelRow> = sqlx::query_as(&format!("SELECT {CHANNEL_COLS} FROM channel_configs WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.map(ChannelRow::into_record).transpose()
+    }
+
+    async fn insert_notification(&self, n: &clinicpay::ports::NewNotification) -> StoreResult<()> {
+        let mut tx = self.write_tx().await.map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO notifications (id, provider, received_at, remote_addr, content_type, headers, body, status) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'received')",
+        )
+        .bind(&n.id)
+        .bind(n.provider.as_str())
+        .bind(n.received_at_ms)
+        .bind(&n.remote_addr)
+        .bind(&n.content_type)
+        .bind(&n.headers)
+        .bind(&n.body)
+        .execute(tx.c())
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn finish_notification(&self, id: &str, r: &clinicpay::ports::NotificationResult) -> StoreResult<()> {
+        let mut tx = self.write_tx().await.map_err(map_err)?;
+        sqlx::query(
+            "UPDATE notifications SET status = $1, reason = $2, channel_id = $3, event_id = $4, out_trade_no = $5, processed_at = $6 \
+             WHERE id = $7",
+        )
+        .bind(r.status)
+        .bind(&r.reason)
+        .bind(&r.channel_id)
+        .bind(&r.event_id)
+        .bind(&r.out_trade_no)
+        .bind(r.processed_at_ms)
+        .bind(id)
+        .execute(tx.c())
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn list_notifications(&self, limit: i64) -> StoreResult<Vec<clinicpay::views::NotificationView>> {
+        let rows = sqlx::query(
+            "SELECT id, provider, received_at, status, reason, event_id, out_trade_no, remote_addr FROM notifications \
+             ORDER BY received_at DESC, id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(clinicpay::views::NotificationView {
+                    id: r.try_get("id").map_err(map_err)?,
+                    provider: r.try_get("provider").map_err(map_err)?,
+                    received_at_ms: r.try_get("received_at").map_err(map_err)?,
+                    status: r.try_get("status").map_err(map_err)?,
+                    reason: r.try_get("reason").map_err(map_err)?,
+                    event_id: r.try_get("event_id").map_err(map_err)?,
+                    out_trade_no: r.try_get("out_trade_no").map_err(map_err)?,
+                    remote_addr: r.try_get("remote_addr").map_err(map_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn unfinished_notifications(&self, before_ms: Millis, limit: i64) -> StoreResult<Vec<clinicpay::ports::StoredNotification>> {
+        let rows = sqlx::query(
+            "SELECT id, provider, received_at, content_type, headers, body, status FROM notifications \
+             WHERE status = 'received' AND received_at < $1 ORDER BY received_at LIMIT $2",
+        )
+        .bind(before_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.into_iter()
+            .map(|r| {
+                let provider: String = r.try_get("provider").map_err(map_err)?;
+                Ok(clinicpay::ports::StoredNotification {
+                    id: r.try_get("id").map_err(map_err)?,
+                    provider: provider_of(&provider)?,
+                    received_at_ms: r.try_get("received_at").map_err(map_err)?,
+                    content_type: r.try_get("content_type").map_err(map_err)?,
+                    headers: r.try_get("headers").map_err(map_err)?,
+                    body: r.try_get("body").map_err(map_err)?,
+                    status: r.try_get("status").map_err(map_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn record_provider_event(
+        &self,
+        provider: clinicpay::payments::Provider,
+        event_id: &str,
+        notification_id: &str,
+        outcome: &str,
+        at_ms: Millis,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await.map_err(map_err)?;
+        let n = sqlx::query(
+            "INSERT INTO provider_events (provider, event_id, notification_id, outcome, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (provider, event_id) DO NOTHING",
+        )
+        .bind(provider.as_str())
+        .bind(event_id)
+        .bind(notification_id)
+        .bind(outcome)
+        .bind(at_ms)
+        .execute(tx.c())
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        tx.commit().await.map_err(map_err)?;
+        Ok(n == 1)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: String,
+    name: String,
+    token_hash: String,
+    role: String,
+    created_by: String,
+    created_at: i64,
+    disabled: bool,
+    last_used_at: Option<i64>,
+}
+
+impl TokenRow {
+    fn into_record(self) -> StoreResult<clinicpay::ports::ApiTokenRecord> {
+        Ok(clinicpay::ports::ApiTokenRecord {
+            role: Role::parse(&self.role).ok_or_else(|| StoreError::Internal(anyhow!("stored role {:?}", self.role)))?,
+            id: self.id,
+            name: self.name,
+            token_hash: self.token_hash,
+            created_by: self.created_by,
+            created_at_ms: self.created_at,
+            disabled: self.disabled,
+            last_used_at_ms: self.last_used_at,
+        })
+    }
+}
+
+impl ThisStore {
+    pub(crate) async fn insert_api_token_impl(&self, t: &clinicpay::ports::ApiTokenRecord, audit: &AuditInput) -> StoreResult<()> {
+        let mut tx = self.write_tx().await.map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO api_tokens (id, name, token_hash, role, created_by, created_at, disabled) VALUES ($1, $2, $3, $4, $5, $6, FALSE)",
+        )
+        .bind(&t.id)
+        .bind(&t.name)
+        .bind(&t.token_hash)
+        .bind(t.role.as_str())
+        .bind(&t.created_by)
+        .bind(t.created_at_ms)
+        .execute(tx.c())
+        .await
+        .map_err(map_err)?;
+        Self::append_audit_tx(&mut tx, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    pub(crate) async fn api_token_by_hash_impl(&self, token_hash: &str, now_ms: Millis) -> StoreResult<Option<clinicpay::ports::ApiTokenRecord>> {
+        let row: Option<TokenRow> = sqlx::query_as(
+            "SELECT id, name, token_hash, role, created_by, created_at, disabled, last_used_at FROM api_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let Some(row) = row else { return Ok(None) };
+        // remember use at most once a minute, so API traffic does not turn into writes
+        if row.last_used_at.is_none_or(|t| now_ms - t > 60_000) {
+            let mut tx = self.write_tx().await.map_err(map_err)?;
+            sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+                .bind(now_ms)
+                .bind(&row.id)
+                .execute(tx.c())
+                .await
+                .map_err(map_err)?;
+            tx.commit().await.map_err(map_err)?;
+        }
+        row.into_record().map(Some)
+    }
+
+    pub(crate) async fn list_api_tokens_impl(&self) -> StoreResult<Vec<clinicpay::ports::ApiTokenRecord>> {
+        let rows: Vec<TokenRow> = sqlx::query_as(
+            "SELECT id, name, token_hash, role, created_by, created_at, disabled, last_used_at FROM api_tokens ORDER BY created_at DESC",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.into_iter().map(TokenRow::into_record).collect()
+    }
+
+    pub(crate) async fn disable_api_token_impl(&self, id: &str, audit: &AuditInput) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await.map_err(map_err)?;
+        let n = sqlx::query("UPDATE api_tokens SET disabled = TRUE WHERE id = $1 AND disabled = FALSE")
+            .bind(id)
+            .execute(tx.c())
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        if n == 1 {
+            Self::append_audit_tx(&mut tx, audit).await?;
+            tx.commit().await.map_err(map_err)?;
+        }
+        Ok(n == 1)
     }
 }

@@ -13,6 +13,8 @@ type ThisStore = SqliteStore;
 const BACKEND: &str = "sqlite";
 /// SQLite has no row locks; the write transaction already holds the database's write lock.
 const FOR_UPDATE: &str = "";
+/// Claiming work: row locks that other workers skip (PostgreSQL); SQLite's single writer needs none.
+const SKIP_LOCKED: &str = "";
 
 pub struct SqliteStore {
     pool: sqlx::SqlitePool,
@@ -61,3 +63,4 @@ impl SqliteStore {
 }
 
 include!("shared.rs");
+include!("checkout_sql.rs");

@@ -1,1 +1,56 @@
-//! alipay client (to be implemented).
+//! Alipay client — placeholder until the gw-alipay branch lands (same public API).
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AlipaySettings {
+    pub app_id: String,
+    pub gateway_url: String,
+    pub alipay_public_key: String,
+    #[serde(default)]
+    pub seller_id: Option<String>,
+}
+
+pub struct AlipayClient;
+
+impl AlipayClient {
+    pub fn new(_settings: AlipaySettings, _app_private_key: &str, _http: reqwest::Client) -> anyhow::Result<Self> {
+        anyhow::bail!("the Alipay client is not built in yet")
+    }
+}
+
+// Never constructed (new() refuses); exists so the registry compiles before the branch lands.
+#[async_trait::async_trait]
+impl clinicpay::ports::Gateway for AlipayClient {
+    fn provider(&self) -> clinicpay::payments::Provider {
+        unreachable!()
+    }
+    fn account(&self) -> &str {
+        unreachable!()
+    }
+    async fn create_payment(&self, _: &clinicpay::ports::CreatePayment) -> clinicpay::payments::ProviderCall<clinicpay::payments::PayAction> {
+        unreachable!()
+    }
+    async fn query_payment(&self, _: &str) -> clinicpay::payments::ProviderCall<clinicpay::payments::TradeStatus> {
+        unreachable!()
+    }
+    async fn close_payment(&self, _: &str) -> clinicpay::payments::ProviderCall<()> {
+        unreachable!()
+    }
+    async fn refund(&self, _: &clinicpay::ports::RefundRequest) -> clinicpay::payments::ProviderCall<clinicpay::payments::RefundStatus> {
+        unreachable!()
+    }
+    async fn query_refund(&self, _: &str, _: &str) -> clinicpay::payments::ProviderCall<clinicpay::payments::RefundStatus> {
+        unreachable!()
+    }
+    fn owns_notification(&self, _: &clinicpay::ports::RawNotification) -> bool {
+        unreachable!()
+    }
+    fn verify_notification(&self, _: &clinicpay::ports::RawNotification, _: i64) -> Result<clinicpay::payments::ProviderEvent, clinicpay::payments::Rejection> {
+        unreachable!()
+    }
+    fn notify_reply(&self, _: bool) -> clinicpay::ports::NotifyReply {
+        unreachable!()
+    }
+    async fn download_statement(&self, _: chrono::NaiveDate) -> clinicpay::payments::ProviderCall<clinicpay::ports::Statement> {
+        unreachable!()
+    }
+}

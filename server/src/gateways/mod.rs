@@ -3,6 +3,7 @@
 
 pub mod alipay;
 pub mod bank;
+pub mod registry;
 pub mod wechatpay;
 
 use std::time::Duration;

@@ -130,17 +130,17 @@ fn json_error(err: AppError) -> Response {
 
 /// Cross-origin requests that change things are refused: a cookie-authenticated POST must come
 /// from our own origin (Origin, or Referer when Origin is absent).
-fn same_origin(st: &HttpState, req: &Request) -> bool {
-    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+pub fn same_origin(st: &HttpState, headers: &axum::http::HeaderMap) -> bool {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
     let public = st.cfg.public_url();
     let origin_ok = |o: &str| {
         let o = o.trim_end_matches('/');
         o == public || o.split_once("://").map(|(_, rest)| rest) == Some(host)
     };
-    if let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         return origin != "null" && origin_ok(origin);
     }
-    if let Some(referer) = req.headers().get(header::REFERER).and_then(|v| v.to_str().ok()) {
+    if let Some(referer) = headers.get(header::REFERER).and_then(|v| v.to_str().ok()) {
         let origin = referer.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
         return origin_ok(&origin);
     }
@@ -156,7 +156,7 @@ pub async fn authenticate(State(st): State<HttpState>, mut req: Request, next: N
         return next.run(req).await;
     }
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if unsafe_method && !same_origin(&st, &req) {
+    if unsafe_method && !same_origin(&st, req.headers()) {
         tracing::warn!(path = %path, "cross-origin request refused");
         return json_error(AppError::new(403, "csrf", "cross-origin request refused"));
     }

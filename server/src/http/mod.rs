@@ -1,7 +1,10 @@
 //! HTTP: the router that serves the app, its server functions, login, health and metrics.
 
+pub mod api;
 pub mod auth_routes;
 pub mod middleware;
+pub mod notify;
+pub mod openapi;
 pub mod ops;
 
 use crate::config::Config;
@@ -23,6 +26,7 @@ pub struct HttpState {
     pub metrics: Arc<Metrics>,
     pub cfg: Arc<Config>,
     pub fn_access: Arc<HashMap<&'static str, Access>>,
+    pub hub: Arc<crate::events::EventHub>,
 }
 
 pub fn router(http: HttpState, leptos_options: LeptosOptions) -> Router {
@@ -43,6 +47,11 @@ pub fn router(http: HttpState, leptos_options: LeptosOptions) -> Router {
         .route("/auth/login", post(auth_routes::login))
         .route("/auth/logout", post(auth_routes::logout))
         .route("/lang/{code}", get(auth_routes::set_language))
+        .route(
+            "/notify/{provider}",
+            post(notify::notify).layer(axum::extract::DefaultBodyLimit::max(notify::MAX_NOTIFICATION_BYTES)),
+        )
+        .merge(api::routes().layer(axum::extract::DefaultBodyLimit::max(256 * 1024)))
         .with_state(http.clone());
 
     own.merge(leptos)

@@ -1,0 +1,155 @@
+//! The configured gateways: clients built from channel configurations, secrets opened on the
+//! way, cached per channel version (so an edit on any instance is picked up by every instance on
+//! its next lookup).
+
+use super::alipay::{AlipayClient, AlipaySettings};
+use super::bank::{BankClient, BankSettings};
+use super::wechatpay::{WechatClient, WechatSettings};
+use async_trait::async_trait;
+use clinicpay::payments::{Provider, Rejection};
+use clinicpay::ports::{
+    ChannelInfo, ChannelRecord, ChannelSecrets, Gateway, GatewayError, Gateways, RawNotification, Sealed, Secrets, Store,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Builds the client for one configuration.
+pub fn build_gateway(
+    provider: Provider,
+    settings: &str,
+    secrets: &ChannelSecrets,
+    http: reqwest::Client,
+) -> anyhow::Result<Arc<dyn Gateway>> {
+    Ok(match provider {
+        Provider::Alipay => {
+            let s: AlipaySettings = serde_json::from_str(settings).map_err(|e| anyhow::anyhow!("Alipay settings: {e}"))?;
+            Arc::new(AlipayClient::new(s, &secrets.private_key, http)?)
+        }
+        Provider::WechatPay => {
+            let s: WechatSettings = serde_json::from_str(settings).map_err(|e| anyhow::anyhow!("WeChat Pay settings: {e}"))?;
+            let key = secrets.apiv3_key.as_deref().ok_or_else(|| anyhow::anyhow!("the APIv3 key is missing"))?;
+            Arc::new(WechatClient::new(s, &secrets.private_key, key, http)?)
+        }
+        Provider::Bank => {
+            let s: BankSettings = serde_json::from_str(settings).map_err(|e| anyhow::anyhow!("bank settings: {e}"))?;
+            Arc::new(BankClient::new(s, &secrets.private_key, http)?)
+        }
+    })
+}
+
+struct Cached {
+    version: i64,
+    key_version: i64,
+    info: ChannelInfo,
+    gateway: Arc<dyn Gateway>,
+}
+
+pub struct ChannelGateways {
+    store: Arc<dyn Store>,
+    secrets: Arc<dyn Secrets>,
+    http: reqwest::Client,
+    cache: Mutex<HashMap<String, Arc<Cached>>>,
+    /// The channel list, refreshed at most this often on the notification path.
+    list: Mutex<Option<(Instant, Vec<ChannelRecord>)>>,
+    list_ttl: Duration,
+}
+
+impl ChannelGateways {
+    pub fn new(store: Arc<dyn Store>, secrets: Arc<dyn Secrets>) -> ChannelGateways {
+        ChannelGateways {
+            store,
+            secrets,
+            http: super::http_client(),
+            cache: Mutex::new(HashMap::new()),
+            list: Mutex::new(None),
+            list_ttl: Duration::from_secs(2),
+        }
+    }
+
+    fn open(&self, c: &ChannelRecord) -> anyhow::Result<ChannelSecrets> {
+        let plain = self
+            .secrets
+            .open(c.id.as_bytes(), &Sealed { key_version: c.secret_key_version, ciphertext: c.secret_ciphertext.clone() })?;
+        Ok(serde_json::from_slice(&plain)?)
+    }
+
+    fn client_for(&self, c: &ChannelRecord) -> anyhow::Result<Arc<Cached>> {
+        if let Some(hit) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&c.id) {
+            if hit.version == c.version && hit.key_version == c.secret_key_version {
+                return Ok(hit.clone());
+            }
+        }
+        let secrets = self.open(c)?;
+        let gateway = build_gateway(c.provider, &c.settings, &secrets, self.http.clone())?;
+        let cached = Arc::new(Cached { version: c.version, key_version: c.secret_key_version, info: c.info(), gateway });
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(c.id.clone(), cached.clone());
+        Ok(cached)
+    }
+
+    async fn channels(&self, fresh: bool) -> anyhow::Result<Vec<ChannelRecord>> {
+        if !fresh {
+            if let Some((at, list)) = self.list.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                if at.elapsed() < self.list_ttl {
+                    return Ok(list.clone());
+                }
+            }
+        }
+        let list = self.store.list_channels().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        *self.list.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), list.clone()));
+        Ok(list)
+    }
+}
+
+#[async_trait]
+impl Gateways for ChannelGateways {
+    async fn default_channel(&self, provider: Provider) -> Result<(ChannelInfo, Arc<dyn Gateway>), GatewayError> {
+        let list = self.channels(true).await?;
+        let c = list
+            .iter()
+            .find(|c| c.provider == provider && c.enabled && c.is_default)
+            .or_else(|| list.iter().find(|c| c.provider == provider && c.enabled))
+            .ok_or(GatewayError::NoChannel(provider))?;
+        let hit = self.client_for(c)?;
+        Ok((hit.info.clone(), hit.gateway.clone()))
+    }
+
+    async fn channel(&self, channel_id: &str) -> Result<(ChannelInfo, Arc<dyn Gateway>), GatewayError> {
+        let c = self
+            .store
+            .get_channel(channel_id)
+            .await
+            .map_err(|e| GatewayError::Internal(anyhow::anyhow!("{e}")))?
+            .ok_or_else(|| GatewayError::UnknownChannel(channel_id.to_string()))?;
+        // a disabled channel still serves queries, closes and refunds of its own trades
+        let hit = self.client_for(&c)?;
+        Ok((hit.info.clone(), hit.gateway.clone()))
+    }
+
+    async fn for_notification(
+        &self,
+        provider: Provider,
+        n: &RawNotification,
+    ) -> Result<(ChannelInfo, Arc<dyn Gateway>), Rejection> {
+        let list = self.channels(false).await.map_err(|e| Rejection::Malformed(format!("channel lookup failed: {e}")))?;
+        for c in list.iter().filter(|c| c.provider == provider) {
+            match self.client_for(c) {
+                Ok(hit) if hit.gateway.owns_notification(n) => return Ok((hit.info.clone(), hit.gateway.clone())),
+                Ok(_) => {}
+                Err(e) => tracing::error!(channel = %c.id, error = %e, "cannot build the channel's client"),
+            }
+        }
+        Err(Rejection::UnknownAccount(provider.as_str().to_string()))
+    }
+
+    fn invalidate(&self) {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        *self.list.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn check_config(&self, provider: Provider, settings: &str, secrets: &ChannelSecrets) -> Result<String, String> {
+        build_gateway(provider, settings, secrets, self.http.clone())
+            .map(|g| g.account().to_string())
+            .map_err(|e| format!("{e:#}"))
+    }
+}

@@ -1,0 +1,264 @@
+//! Checkout sessions (C1–C5): one session pays 1..N bills of one patient through one channel
+//! with one QR code; each bill's amount is frozen at creation; the payment is allocated to every
+//! bill exactly once.
+
+use crate::billing::BillStatus;
+use crate::ids::{BillId, PatientId};
+use crate::money::Money;
+use crate::payments::{PayMethod, Provider, SessionStatus};
+use crate::time::{Millis, MINUTE_MS};
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_TIMEOUT_MINUTES: i64 = 15;
+pub const MAX_TIMEOUT_MINUTES: i64 = 120;
+pub const MAX_BILLS_PER_SESSION: usize = 50;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckoutError {
+    #[error("choose at least one bill")]
+    NoBills,
+    #[error("at most {MAX_BILLS_PER_SESSION} bills per payment")]
+    TooManyBills,
+    #[error("bill {0} is listed twice")]
+    DuplicateBill(String),
+    #[error("malformed id: {0}")]
+    BadId(String),
+    #[error("unknown payment method {0:?}: use alipay, wechat or bank_card")]
+    BadMethod(String),
+    #[error("payment method {0} cannot be shown as a QR code")]
+    NotQrMethod(String),
+    #[error("timeout_minutes must be a whole number from 1 to {MAX_TIMEOUT_MINUTES}")]
+    BadTimeout,
+    #[error("Idempotency-Key must be 1–64 visible ASCII characters")]
+    BadIdempotencyKey,
+}
+
+impl CheckoutError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            CheckoutError::NoBills => "no_bills",
+            CheckoutError::TooManyBills => "too_many_bills",
+            CheckoutError::DuplicateBill(_) => "duplicate_bill",
+            CheckoutError::BadId(_) => "bad_id",
+            CheckoutError::BadMethod(_) => "bad_payment_method",
+            CheckoutError::NotQrMethod(_) => "bad_payment_method",
+            CheckoutError::BadTimeout => "bad_timeout",
+            CheckoutError::BadIdempotencyKey => "bad_idempotency_key",
+        }
+    }
+}
+
+/// A validated request to open a checkout session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRequest {
+    pub patient_id: PatientId,
+    pub bill_ids: Vec<BillId>,
+    pub method: PayMethod,
+    pub timeout_minutes: i64,
+}
+
+impl SessionRequest {
+    /// Parses what the API or the charge screen sent.
+    pub fn parse(
+        patient_id: &str,
+        bill_ids: &[String],
+        method: &str,
+        timeout_minutes: Option<i64>,
+    ) -> Result<SessionRequest, CheckoutError> {
+        let patient_id = PatientId::parse(patient_id).map_err(|e| CheckoutError::BadId(e.to_string()))?;
+        if bill_ids.is_empty() {
+            return Err(CheckoutError::NoBills);
+        }
+        if bill_ids.len() > MAX_BILLS_PER_SESSION {
+            return Err(CheckoutError::TooManyBills);
+        }
+        let mut ids: Vec<BillId> = Vec::with_capacity(bill_ids.len());
+        for raw in bill_ids {
+            let id = BillId::parse(raw).map_err(|e| CheckoutError::BadId(e.to_string()))?;
+            if ids.contains(&id) {
+                return Err(CheckoutError::DuplicateBill(id.into_string()));
+            }
+            ids.push(id);
+        }
+        let method = PayMethod::parse(method.trim()).ok_or_else(|| CheckoutError::BadMethod(method.chars().take(32).collect()))?;
+        if !method.is_qr() {
+            return Err(CheckoutError::NotQrMethod(method.as_str().to_string()));
+        }
+        let timeout_minutes = timeout_minutes.unwrap_or(DEFAULT_TIMEOUT_MINUTES);
+        if !(1..=MAX_TIMEOUT_MINUTES).contains(&timeout_minutes) {
+            return Err(CheckoutError::BadTimeout);
+        }
+        Ok(SessionRequest { patient_id, bill_ids: ids, method, timeout_minutes })
+    }
+
+    pub fn expires_at(&self, now: Millis) -> Millis {
+        now + self.timeout_minutes * MINUTE_MS
+    }
+
+    /// A fingerprint of the request, to tell a retry (same key, same body) from a misuse of the
+    /// key (same key, other body). Bill order does not matter.
+    pub fn fingerprint(&self) -> String {
+        let mut bills: Vec<&str> = self.bill_ids.iter().map(|b| b.as_str()).collect();
+        bills.sort_unstable();
+        format!("{}|{}|{}|{}", self.patient_id, bills.join(","), self.method.as_str(), self.timeout_minutes)
+    }
+}
+
+pub fn valid_idempotency_key(k: &str) -> Result<(), CheckoutError> {
+    if (1..=64).contains(&k.len()) && k.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        Ok(())
+    } else {
+        Err(CheckoutError::BadIdempotencyKey)
+    }
+}
+
+/// One bill in a session, with its frozen amount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionBill {
+    pub bill_id: String,
+    pub bill_no: String,
+    pub department_zh: String,
+    pub department_en: String,
+    pub amount: Money,
+    /// The bill's status now.
+    pub status: BillStatus,
+    /// The receipt number, once paid by this session.
+    pub receipt_no: Option<String>,
+}
+
+/// A checkout session as the API, the charge screen and the receipt show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionView {
+    pub id: String,
+    pub patient_id: String,
+    pub patient_name: String,
+    pub mrn: String,
+    pub provider: Provider,
+    pub method: PayMethod,
+    pub channel_id: String,
+    pub out_trade_no: String,
+    pub status: SessionStatus,
+    pub total: Money,
+    pub created_at_ms: Millis,
+    pub expires_at_ms: Millis,
+    /// `qr`, `redirect`, `form` or `jsapi`, once the provider answered.
+    pub pay_kind: Option<String>,
+    pub pay_content: Option<String>,
+    pub paid_at_ms: Option<Millis>,
+    pub paid_amount: Option<Money>,
+    pub provider_txn_id: Option<String>,
+    pub close_reason: Option<String>,
+    pub replaced_by: Option<String>,
+    pub bills: Vec<SessionBill>,
+}
+
+impl SessionView {
+    /// Seconds until the QR expires (0 once past).
+    pub fn seconds_left(&self, now: Millis) -> i64 {
+        ((self.expires_at_ms - now) / 1000).max(0)
+    }
+}
+
+/// Why a session stopped being pending without a payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    Expired,
+    Cancelled,
+    /// A new QR replaced it ("refresh").
+    Refreshed,
+    /// The provider refused to create the trade.
+    CreateFailed,
+}
+
+impl EndReason {
+    pub fn status(self) -> SessionStatus {
+        match self {
+            EndReason::Expired => SessionStatus::Expired,
+            EndReason::Cancelled => SessionStatus::Cancelled,
+            EndReason::Refreshed => SessionStatus::Closed,
+            EndReason::CreateFailed => SessionStatus::Failed,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Expired => "expired",
+            EndReason::Cancelled => "cancelled",
+            EndReason::Refreshed => "refreshed",
+            EndReason::CreateFailed => "create_failed",
+        }
+    }
+}
+
+/// What happens to money that arrives for a session that can no longer take it (C4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LatePaymentPolicy {
+    /// Refund it through its channel automatically.
+    AutoRefund,
+    /// Hold it for a cashier's decision.
+    Hold,
+}
+
+/// A payment exception (C4) as the Exceptions page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExceptionView {
+    pub id: String,
+    /// `amount_mismatch`, `late_payment`, `bills_unavailable`, `refund_failed`.
+    pub kind: String,
+    pub session_id: Option<String>,
+    pub patient_name: Option<String>,
+    pub provider: Provider,
+    pub out_trade_no: String,
+    pub provider_txn_id: String,
+    pub amount: Money,
+    pub expected: Option<Money>,
+    /// `open`, `held`, `refund_pending`, `refunded`, `resolved`.
+    pub status: String,
+    pub detail: String,
+    pub resolution: Option<String>,
+    pub created_at_ms: Millis,
+    pub updated_at_ms: Millis,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bill(n: u128) -> String {
+        BillId::from_u128(n).into_string()
+    }
+
+    #[test]
+    fn parses_requests() {
+        let p = PatientId::from_u128(1).into_string();
+        let r = SessionRequest::parse(&p, &[bill(1), bill(2)], "alipay", None).unwrap();
+        assert_eq!(r.method, PayMethod::AlipayQr);
+        assert_eq!(r.timeout_minutes, 15);
+        assert_eq!(r.expires_at(0), 15 * 60_000);
+        let swapped = SessionRequest::parse(&p, &[bill(2), bill(1)], "alipay_qr", Some(15)).unwrap();
+        assert_eq!(r.fingerprint(), swapped.fingerprint(), "order of bills does not matter");
+        let other = SessionRequest::parse(&p, &[bill(1)], "alipay", None).unwrap();
+        assert_ne!(r.fingerprint(), other.fingerprint());
+    }
+
+    #[test]
+    fn refuses_bad_requests() {
+        let p = PatientId::from_u128(1).into_string();
+        assert_eq!(SessionRequest::parse(&p, &[], "alipay", None), Err(CheckoutError::NoBills));
+        assert!(matches!(SessionRequest::parse(&p, &[bill(1), bill(1)], "alipay", None), Err(CheckoutError::DuplicateBill(_))));
+        assert!(matches!(SessionRequest::parse(&p, &["x".into()], "alipay", None), Err(CheckoutError::BadId(_))));
+        assert!(matches!(SessionRequest::parse("pat_1", &[bill(1)], "alipay", None), Err(CheckoutError::BadId(_))));
+        assert!(matches!(SessionRequest::parse(&p, &[bill(1)], "paypal", None), Err(CheckoutError::BadMethod(_))));
+        assert!(matches!(SessionRequest::parse(&p, &[bill(1)], "alipay_page", None), Err(CheckoutError::NotQrMethod(_))));
+        for t in [0, -5, 121, 100_000] {
+            assert_eq!(SessionRequest::parse(&p, &[bill(1)], "wechat", Some(t)), Err(CheckoutError::BadTimeout));
+        }
+        let many: Vec<String> = (0..51).map(bill).collect();
+        assert_eq!(SessionRequest::parse(&p, &many, "alipay", None), Err(CheckoutError::TooManyBills));
+        assert!(valid_idempotency_key("abc-123").is_ok());
+        assert!(valid_idempotency_key("").is_err());
+        assert!(valid_idempotency_key("has space").is_err());
+        assert!(valid_idempotency_key(&"k".repeat(65)).is_err());
+    }
+}

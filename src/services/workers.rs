@@ -1,0 +1,273 @@
+//! Background work (O4), as steps the server runs in a loop and tests call directly. Every step
+//! claims its items under a lease in the database, so it is safe after a restart and with
+//! several instances on one PostgreSQL.
+
+use super::{ServiceError, ServiceResult, Services};
+use crate::checkout::EndReason;
+use crate::payments::{Outcome, RefundState, SessionStatus, TradeState};
+use crate::ports::{PaymentApplication, RefundProgress, RefundRequest, SessionTask};
+use crate::time::Millis;
+
+const LEASE_MS: Millis = 60_000;
+
+/// What one round of the workers did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WorkReport {
+    pub expired: usize,
+    pub closed: usize,
+    pub synced_paid: usize,
+    pub refunds: usize,
+    pub published: usize,
+    pub redriven: usize,
+}
+
+impl WorkReport {
+    pub fn total(&self) -> usize {
+        self.expired + self.closed + self.synced_paid + self.refunds + self.published + self.redriven
+    }
+}
+
+impl Services {
+    /// One round of every worker.
+    pub async fn work_once(&self) -> ServiceResult<WorkReport> {
+        Ok(WorkReport {
+            expired: self.expire_step().await?,
+            closed: self.close_step().await?,
+            synced_paid: self.sync_step().await?,
+            refunds: self.refund_step().await?,
+            published: self.outbox_step().await?,
+            redriven: self.redrive_step().await?,
+        })
+    }
+
+    /// C4: sessions past their expiry end; their bills are free again.
+    pub async fn expire_step(&self) -> ServiceResult<usize> {
+        let ended = self.store.expire_sessions(self.now(), 100).await?;
+        for id in &ended {
+            tracing::info!(session = %id, "session expired");
+            self.events.publish(id, SessionStatus::Expired).await;
+        }
+        Ok(ended.len())
+    }
+
+    /// Closes ended sessions' trades at the provider. A trade that turns out to be paid is
+    /// applied (as late money) instead.
+    pub async fn close_step(&self) -> ServiceResult<usize> {
+        let tasks = self.store.claim_closes(self.now(), LEASE_MS, 50).await?;
+        let mut n = 0;
+        for t in tasks {
+            match self.close_task(&t).await {
+                Ok(true) => n += 1,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(session = %t.session_id, error = %e, "closing at the provider failed; will retry"),
+            }
+        }
+        Ok(n)
+    }
+
+    pub(crate) async fn close_one(&self, session_id: &str) -> ServiceResult<bool> {
+        let v = self.store.session(session_id).await?.ok_or(ServiceError::NotFound("payment session"))?;
+        let task = SessionTask {
+            session_id: v.id.clone(),
+            channel_id: v.channel_id.clone(),
+            out_trade_no: v.out_trade_no.clone(),
+            status: v.status,
+            attempts: 0,
+        };
+        self.close_task(&task).await
+    }
+
+    async fn close_task(&self, t: &SessionTask) -> ServiceResult<bool> {
+        let (channel, gateway) = self.gateways.channel(&t.channel_id).await?;
+        let call = gateway.close_payment(&t.out_trade_no).await;
+        if call.outcome.is_success() {
+            self.store.mark_closed_at_provider(&t.session_id).await?;
+            return Ok(true);
+        }
+        // Could not close: find out why. Paid → apply; closed or unknown there → done.
+        let q = gateway.query_payment(&t.out_trade_no).await;
+        match q.outcome {
+            Outcome::Success(st) => match st.state {
+                TradeState::Paid | TradeState::Refunded => {
+                    self.apply_queried(&channel.id, channel.provider, &st).await?;
+                    self.store.mark_closed_at_provider(&t.session_id).await?;
+                    Ok(true)
+                }
+                TradeState::Closed | TradeState::NotFound | TradeState::Failed => {
+                    self.store.mark_closed_at_provider(&t.session_id).await?;
+                    Ok(true)
+                }
+                TradeState::Waiting => Ok(false),
+            },
+            _ => Ok(false),
+        }
+    }
+
+    async fn apply_queried(
+        &self,
+        channel_id: &str,
+        provider: crate::payments::Provider,
+        st: &crate::payments::TradeStatus,
+    ) -> ServiceResult<bool> {
+        let (Some(txn), Some(amount)) = (&st.provider_txn_id, st.amount) else {
+            tracing::warn!(out_trade_no = %st.out_trade_no, "a paid trade without transaction id or amount");
+            return Ok(false);
+        };
+        let p = PaymentApplication {
+            event_id: format!("query:{txn}"),
+            notification_id: None,
+            provider,
+            channel_id: channel_id.to_string(),
+            out_trade_no: st.out_trade_no.clone(),
+            provider_txn_id: txn.clone(),
+            amount,
+            paid_at_ms: st.paid_at_ms.unwrap_or_else(|| self.now()),
+            now_ms: self.now(),
+            late_policy: self.config.late_payment_policy,
+        };
+        let r = self.apply_payment_queued(p.clone()).await?;
+        self.after_apply(&p, &r).await;
+        Ok(matches!(r, crate::ports::ApplyResult::Paid { .. }))
+    }
+
+    /// G5 (补单): pending sessions are queried at the provider, so a lost notification never
+    /// leaves a paid bill unpaid.
+    pub async fn sync_step(&self) -> ServiceResult<usize> {
+        let tasks = self.store.claim_syncs(self.now(), LEASE_MS, 50).await?;
+        let mut paid = 0;
+        for t in tasks {
+            match self.sync_task(&t).await {
+                Ok(true) => paid += 1,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(session = %t.session_id, error = %e, "status sync failed; will retry"),
+            }
+        }
+        Ok(paid)
+    }
+
+    /// Queries one session now (the cashier's "check payment" and the sync worker).
+    pub async fn sync_session(&self, session_id: &str) -> ServiceResult<bool> {
+        let v = self.checkout_session(session_id).await?;
+        if v.status != SessionStatus::Pending {
+            return Ok(false);
+        }
+        let task = SessionTask {
+            session_id: v.id.clone(),
+            channel_id: v.channel_id.clone(),
+            out_trade_no: v.out_trade_no.clone(),
+            status: v.status,
+            attempts: 0,
+        };
+        self.sync_task(&task).await
+    }
+
+    async fn sync_task(&self, t: &SessionTask) -> ServiceResult<bool> {
+        let (channel, gateway) = self.gateways.channel(&t.channel_id).await?;
+        let q = gateway.query_payment(&t.out_trade_no).await;
+        match q.outcome {
+            Outcome::Success(st) => match st.state {
+                TradeState::Paid | TradeState::Refunded => self.apply_queried(&channel.id, channel.provider, &st).await,
+                TradeState::Closed | TradeState::Failed => {
+                    // Closed at the provider (its own expiry): the QR cannot be paid any more.
+                    if self.store.end_session(&t.session_id, EndReason::Expired, self.now(), false).await?.is_ok() {
+                        self.events.publish(&t.session_id, SessionStatus::Expired).await;
+                    }
+                    Ok(false)
+                }
+                TradeState::Waiting | TradeState::NotFound => Ok(false),
+            },
+            Outcome::Failure(e) if e.is_not_found() => Ok(false),
+            other => {
+                tracing::debug!(session = %t.session_id, outcome = ?other, "status query inconclusive");
+                Ok(false)
+            }
+        }
+    }
+
+    /// Drives queued refunds (automatic refunds of unallocated money, and decided ones).
+    pub async fn refund_step(&self) -> ServiceResult<usize> {
+        let tasks = self.store.claim_refunds(self.now(), LEASE_MS, 20).await?;
+        let mut done = 0;
+        for t in tasks {
+            let (_, gateway) = match self.gateways.channel(&t.channel_id).await {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::error!(refund = %t.id, error = %e, "refund channel unavailable");
+                    continue;
+                }
+            };
+            let call = if t.status == "processing" {
+                gateway.query_refund(&t.out_trade_no, &t.out_refund_no).await
+            } else {
+                gateway
+                    .refund(&RefundRequest {
+                        out_trade_no: t.out_trade_no.clone(),
+                        out_refund_no: t.out_refund_no.clone(),
+                        amount: t.amount,
+                        total: t.total,
+                        reason: t.reason.clone(),
+                        notify_url: Some(format!("{}/notify/{}", self.config.public_url, gateway.provider().as_str())),
+                    })
+                    .await
+            };
+            let backoff = 30_000 * (1 << t.attempts.clamp(0, 6));
+            let progress = match call.outcome {
+                Outcome::Success(rs) | Outcome::Waiting(Some(rs)) => match rs.state {
+                    RefundState::Succeeded => RefundProgress::Succeeded { provider_refund_id: rs.provider_refund_id },
+                    RefundState::Processing => RefundProgress::Processing,
+                    RefundState::Failed => RefundProgress::Failed { error: rs.provider_state },
+                    RefundState::NotFound => RefundProgress::Retry {
+                        error: "the provider does not know this refund yet".into(),
+                        next_attempt_at_ms: self.now() + backoff,
+                    },
+                },
+                Outcome::Waiting(None) => RefundProgress::Processing,
+                Outcome::Failure(e) if t.attempts >= 5 => {
+                    RefundProgress::Failed { error: format!("{} {}", e.code, e.sub_code.unwrap_or_default()) }
+                }
+                Outcome::Failure(e) => RefundProgress::Retry {
+                    error: format!("{} {} {}", e.code, e.sub_code.unwrap_or_default(), e.message),
+                    next_attempt_at_ms: self.now() + backoff,
+                },
+                Outcome::Unknown(reason) => RefundProgress::Retry { error: reason, next_attempt_at_ms: self.now() + backoff },
+            };
+            if matches!(progress, RefundProgress::Succeeded { .. }) {
+                done += 1;
+                tracing::info!(refund = %t.id, amount = %t.amount, "refund succeeded");
+            }
+            self.store.refund_progress(&t.id, &progress, self.now(), self.ids.as_ref()).await?;
+        }
+        Ok(done)
+    }
+
+    /// Publishes outbox events. Consumers (partner callbacks, e-receipts) subscribe here; today
+    /// the events are logged and marked published.
+    pub async fn outbox_step(&self) -> ServiceResult<usize> {
+        let items = self.store.claim_outbox(self.now(), LEASE_MS, 100).await?;
+        if items.is_empty() {
+            return Ok(0);
+        }
+        for i in &items {
+            tracing::info!(topic = %i.topic, aggregate = %i.aggregate_id, "event published");
+        }
+        let ids: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
+        self.store.mark_published(&ids, self.now()).await?;
+        Ok(ids.len())
+    }
+
+    /// Notifications stored but never finished (the process died mid-way) are processed again.
+    pub async fn redrive_step(&self) -> ServiceResult<usize> {
+        let stuck = self.store.unfinished_notifications(self.now() - 30_000, 50).await?;
+        let mut n = 0;
+        for s in &stuck {
+            match self.redrive_notification(s).await {
+                Ok(status) => {
+                    tracing::info!(notification = %s.id, status, "re-drove a stored notification");
+                    n += 1;
+                }
+                Err(e) => tracing::warn!(notification = %s.id, error = %e, "re-driving failed"),
+            }
+        }
+        Ok(n)
+    }
+}
