@@ -80,7 +80,8 @@ impl SessionRequest {
             }
             ids.push(id);
         }
-        let method = PayMethod::parse(method.trim()).ok_or_else(|| CheckoutError::BadMethod(method.chars().take(32).collect()))?;
+        let method = PayMethod::parse(method.trim())
+            .ok_or_else(|| CheckoutError::BadMethod(method.chars().take(32).collect()))?;
         if !method.is_qr() {
             return Err(CheckoutError::NotQrMethod(method.as_str().to_string()));
         }
@@ -246,11 +247,17 @@ mod tests {
     fn refuses_bad_requests() {
         let p = PatientId::from_u128(1).into_string();
         assert_eq!(SessionRequest::parse(&p, &[], "alipay", None), Err(CheckoutError::NoBills));
-        assert!(matches!(SessionRequest::parse(&p, &[bill(1), bill(1)], "alipay", None), Err(CheckoutError::DuplicateBill(_))));
+        assert!(matches!(
+            SessionRequest::parse(&p, &[bill(1), bill(1)], "alipay", None),
+            Err(CheckoutError::DuplicateBill(_))
+        ));
         assert!(matches!(SessionRequest::parse(&p, &["x".into()], "alipay", None), Err(CheckoutError::BadId(_))));
         assert!(matches!(SessionRequest::parse("pat_1", &[bill(1)], "alipay", None), Err(CheckoutError::BadId(_))));
         assert!(matches!(SessionRequest::parse(&p, &[bill(1)], "paypal", None), Err(CheckoutError::BadMethod(_))));
-        assert!(matches!(SessionRequest::parse(&p, &[bill(1)], "alipay_page", None), Err(CheckoutError::NotQrMethod(_))));
+        assert!(matches!(
+            SessionRequest::parse(&p, &[bill(1)], "alipay_page", None),
+            Err(CheckoutError::NotQrMethod(_))
+        ));
         for t in [0, -5, 121, 100_000] {
             assert_eq!(SessionRequest::parse(&p, &[bill(1)], "wechat", Some(t)), Err(CheckoutError::BadTimeout));
         }

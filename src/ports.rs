@@ -511,7 +511,14 @@ pub trait ChannelStore: Send + Sync {
     /// Notifications still `received` after `before_ms` (processing died): to be re-driven.
     async fn unfinished_notifications(&self, before_ms: Millis, limit: i64) -> StoreResult<Vec<StoredNotification>>;
     /// Records a provider event id; false when it was recorded before (a duplicate).
-    async fn record_provider_event(&self, provider: Provider, event_id: &str, notification_id: &str, outcome: &str, at_ms: Millis) -> StoreResult<bool>;
+    async fn record_provider_event(
+        &self,
+        provider: Provider,
+        event_id: &str,
+        notification_id: &str,
+        outcome: &str,
+        at_ms: Millis,
+    ) -> StoreResult<bool>;
 }
 
 // --- checkout sessions, payments, exceptions, workers (C1–C5, G5) --------------------------------
@@ -544,12 +551,22 @@ pub enum SessionRefusal {
     UnknownPatient,
     UnknownBill(String),
     OtherPatient(String),
-    NotPayable { bill_id: String, status: String },
-    InActiveSession { bill_id: String, session_id: String },
+    NotPayable {
+        bill_id: String,
+        status: String,
+    },
+    InActiveSession {
+        bill_id: String,
+        session_id: String,
+    },
     /// The idempotency key was used for a different request.
-    IdempotencyReused { session_id: String },
+    IdempotencyReused {
+        session_id: String,
+    },
     /// The session to replace is no longer pending.
-    ReplacedNotPending { status: SessionStatus },
+    ReplacedNotPending {
+        status: SessionStatus,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -614,12 +631,19 @@ pub struct RefundTask {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefundProgress {
-    Succeeded { provider_refund_id: Option<String> },
+    Succeeded {
+        provider_refund_id: Option<String>,
+    },
     Processing,
     /// Retry at `next_attempt_at_ms`.
-    Retry { error: String, next_attempt_at_ms: Millis },
+    Retry {
+        error: String,
+        next_attempt_at_ms: Millis,
+    },
     /// Give up: the exception goes back to a person.
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -677,7 +701,11 @@ pub trait CheckoutStore: Send + Sync {
     /// unallocated with an exception (and a queued refund under `AutoRefund`).
     async fn apply_payment(&self, p: &PaymentApplication, ids: &dyn IdGen) -> StoreResult<ApplyResult>;
     /// Several applications, each in its own savepoint, all in one durable commit (group commit).
-    async fn apply_payments(&self, ps: &[PaymentApplication], ids: &dyn IdGen) -> StoreResult<Vec<StoreResult<ApplyResult>>>;
+    async fn apply_payments(
+        &self,
+        ps: &[PaymentApplication],
+        ids: &dyn IdGen,
+    ) -> StoreResult<Vec<StoreResult<ApplyResult>>>;
 
     // workers: each claims work under a lease so several instances never do the same item twice
     /// Ends pending sessions past `expires_at` (and sessions whose provider call never answered),
@@ -688,7 +716,13 @@ pub trait CheckoutStore: Send + Sync {
     /// Pending sessions due for a status query; pushes their next query time back.
     async fn claim_syncs(&self, now_ms: Millis, lease_ms: Millis, limit: i64) -> StoreResult<Vec<SessionTask>>;
     async fn claim_refunds(&self, now_ms: Millis, lease_ms: Millis, limit: i64) -> StoreResult<Vec<RefundTask>>;
-    async fn refund_progress(&self, refund_id: &str, progress: &RefundProgress, now_ms: Millis, ids: &dyn IdGen) -> StoreResult<()>;
+    async fn refund_progress(
+        &self,
+        refund_id: &str,
+        progress: &RefundProgress,
+        now_ms: Millis,
+        ids: &dyn IdGen,
+    ) -> StoreResult<()>;
     async fn claim_outbox(&self, now_ms: Millis, lease_ms: Millis, limit: i64) -> StoreResult<Vec<OutboxItem>>;
     async fn mark_published(&self, ids: &[String], now_ms: Millis) -> StoreResult<()>;
 

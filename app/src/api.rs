@@ -5,6 +5,7 @@
 //! server enforces that table before any function runs (unknown paths are refused), and each
 //! function checks again itself; a test walks every function × role.
 
+use crate::api_pay;
 use crate::error::AppError;
 use clinicpay::auth::{Access, CurrentUser};
 use clinicpay::views::{
@@ -74,6 +75,23 @@ pub fn server_fn_access() -> Vec<(&'static str, Access)> {
         (<SetUserDisabled as ServerFn>::PATH, Access::Admin),
         (<ResetPassword as ServerFn>::PATH, Access::Admin),
         (<GetAuditLog as ServerFn>::PATH, Access::Admin),
+        (<api_pay::FindPatients as ServerFn>::PATH, Access::Billing),
+        (<api_pay::ChargeOverview as ServerFn>::PATH, Access::Billing),
+        (<api_pay::StartPayment as ServerFn>::PATH, Access::Billing),
+        (<api_pay::PaymentStatus as ServerFn>::PATH, Access::Billing),
+        (<api_pay::CancelPayment as ServerFn>::PATH, Access::Billing),
+        (<api_pay::RefreshPayment as ServerFn>::PATH, Access::Billing),
+        (<api_pay::CheckPayment as ServerFn>::PATH, Access::Billing),
+        (<api_pay::ListExceptions as ServerFn>::PATH, Access::Billing),
+        (<api_pay::DecideException as ServerFn>::PATH, Access::Finance),
+        (<api_pay::ListChannels as ServerFn>::PATH, Access::Admin),
+        (<api_pay::SaveChannel as ServerFn>::PATH, Access::Admin),
+        (<api_pay::MakeDefaultChannel as ServerFn>::PATH, Access::Admin),
+        (<api_pay::ReencryptChannels as ServerFn>::PATH, Access::Admin),
+        (<api_pay::ListTokens as ServerFn>::PATH, Access::Admin),
+        (<api_pay::CreateToken as ServerFn>::PATH, Access::Admin),
+        (<api_pay::DisableToken as ServerFn>::PATH, Access::Admin),
+        (<api_pay::ListNotifications as ServerFn>::PATH, Access::Admin),
     ]
 }
 

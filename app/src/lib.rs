@@ -2,6 +2,7 @@
 //! functions behind them.
 
 pub mod api;
+pub mod api_pay;
 pub mod components;
 pub mod error;
 pub mod i18n;
@@ -93,7 +94,12 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("bills/:id") view=pages::bills::BillPage ssr=SsrMode::Async/>
                     <Route path=path!("patients") view=pages::patients::PatientsPage ssr=SsrMode::Async/>
                     <Route path=path!("patients/:id") view=pages::patients::PatientPage ssr=SsrMode::Async/>
+                    <Route path=path!("charge") view=pages::charge::ChargePage ssr=SsrMode::Async/>
+                    <Route path=path!("exceptions") view=pages::exceptions::ExceptionsPage ssr=SsrMode::Async/>
                     <Route path=path!("admin/users") view=pages::admin::UsersPage ssr=SsrMode::Async/>
+                    <Route path=path!("admin/channels") view=pages::admin_pay::ChannelsPage ssr=SsrMode::Async/>
+                    <Route path=path!("admin/tokens") view=pages::admin_pay::TokensPage ssr=SsrMode::Async/>
+                    <Route path=path!("admin/notifications") view=pages::admin_pay::NotificationsPage ssr=SsrMode::Async/>
                     <Route path=path!("admin/audit") view=pages::admin::AuditPage ssr=SsrMode::Async/>
                 </ParentRoute>
             </Routes>
@@ -159,11 +165,16 @@ fn Nav(user: Option<CurrentUser>) -> impl IntoView {
             <nav class="mainnav" aria-label=move || i18n.t("主导航", "Main")>
                 {can(Access::Billing).then(|| view! {
                     <A href="/" exact=true>{move || i18n.t("首页", "Dashboard")}</A>
+                    <A href="/charge">{move || i18n.t("费用收取", "Charge")}</A>
                     <A href="/bills">{move || i18n.t("账单", "Bills")}</A>
                     <A href="/patients">{move || i18n.t("患者", "Patients")}</A>
+                    <A href="/exceptions">{move || i18n.t("支付异常", "Exceptions")}</A>
                 })}
                 {can(Access::Admin).then(|| view! {
                     <A href="/admin/users">{move || i18n.t("用户", "Users")}</A>
+                    <A href="/admin/channels">{move || i18n.t("支付渠道", "Channels")}</A>
+                    <A href="/admin/tokens">{move || i18n.t("API 令牌", "API tokens")}</A>
+                    <A href="/admin/notifications">{move || i18n.t("通知日志", "Notifications")}</A>
                     <A href="/admin/audit">{move || i18n.t("审计日志", "Audit log")}</A>
                 })}
             </nav>

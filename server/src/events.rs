@@ -69,7 +69,8 @@ impl SessionEvents for EventHub {
         match &self.pg {
             Some(pool) => {
                 let payload = format!("{session_id} {}", status.as_str());
-                if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(&payload).execute(pool).await {
+                if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(&payload).execute(pool).await
+                {
                     tracing::warn!(error = %e, "NOTIFY failed; telling this instance only");
                     self.local(SessionChange { session_id: session_id.to_string(), status });
                 }

@@ -32,7 +32,8 @@ impl MasterKeys {
                 bail!("master key versions start at 1");
             }
             let bytes = crypto::unb64(k).context("master key must be base64")?;
-            let key: [u8; 32] = bytes.try_into().map_err(|_| anyhow::anyhow!("master key {version} must be 32 bytes"))?;
+            let key: [u8; 32] =
+                bytes.try_into().map_err(|_| anyhow::anyhow!("master key {version} must be 32 bytes"))?;
             if keys.insert(version, key).is_some() {
                 bail!("master key version {version} given twice");
             }

@@ -350,7 +350,13 @@ impl Services {
     }
 
     /// Issues an API token for integrations (shown once; stored as a hash).
-    pub async fn create_api_token(&self, actor: &CurrentUser, ip: &str, name: &str, role: Role) -> ServiceResult<(String, crate::ports::ApiTokenRecord)> {
+    pub async fn create_api_token(
+        &self,
+        actor: &CurrentUser,
+        ip: &str,
+        name: &str,
+        role: Role,
+    ) -> ServiceResult<(String, crate::ports::ApiTokenRecord)> {
         Self::require_admin(actor)?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 60 {
@@ -367,7 +373,13 @@ impl Services {
             disabled: false,
             last_used_at_ms: None,
         };
-        let audit = self.audit_input(&Actor::user(actor, ip), "api_token_created", "api_token", &rec.id, serde_json::json!({ "name": rec.name, "role": role.as_str() }));
+        let audit = self.audit_input(
+            &Actor::user(actor, ip),
+            "api_token_created",
+            "api_token",
+            &rec.id,
+            serde_json::json!({ "name": rec.name, "role": role.as_str() }),
+        );
         self.store.insert_api_token(&rec, &audit).await?;
         Ok((token, rec))
     }
@@ -380,7 +392,13 @@ impl Services {
     pub async fn disable_api_token(&self, actor: &CurrentUser, ip: &str, id: &str) -> ServiceResult<()> {
         Self::require_admin(actor)?;
         let id = crate::ids::ApiTokenId::parse(id).map_err(|e| ServiceError::invalid("bad_id", e.to_string()))?;
-        let audit = self.audit_input(&Actor::user(actor, ip), "api_token_disabled", "api_token", id.as_str(), serde_json::json!({}));
+        let audit = self.audit_input(
+            &Actor::user(actor, ip),
+            "api_token_disabled",
+            "api_token",
+            id.as_str(),
+            serde_json::json!({}),
+        );
         self.store.disable_api_token(id.as_str(), &audit).await?;
         Ok(())
     }

@@ -42,7 +42,8 @@ impl Services {
     pub(crate) fn open_secrets(&self, c: &ChannelRecord) -> ServiceResult<ChannelSecrets> {
         let sealed = Sealed { key_version: c.secret_key_version, ciphertext: c.secret_ciphertext.clone() };
         let plain = self.secrets.open(c.id.as_bytes(), &sealed).map_err(ServiceError::Internal)?;
-        serde_json::from_slice(&plain).map_err(|e| ServiceError::Internal(anyhow::anyhow!("sealed channel secrets: {e}")))
+        serde_json::from_slice(&plain)
+            .map_err(|e| ServiceError::Internal(anyhow::anyhow!("sealed channel secrets: {e}")))
     }
 
     fn seal_secrets(&self, channel_id: &str, s: &ChannelSecrets) -> ServiceResult<Sealed> {
@@ -139,7 +140,12 @@ impl Services {
         Ok(self.channel_view(&rec))
     }
 
-    pub async fn create_channel(&self, actor: &CurrentUser, ip: &str, input: ChannelInput) -> ServiceResult<ChannelView> {
+    pub async fn create_channel(
+        &self,
+        actor: &CurrentUser,
+        ip: &str,
+        input: ChannelInput,
+    ) -> ServiceResult<ChannelView> {
         require_admin(actor)?;
         self.create_channel_as(&Actor::user(actor, ip), input).await
     }
@@ -201,7 +207,13 @@ impl Services {
     pub async fn set_default_channel(&self, actor: &CurrentUser, ip: &str, id: &str) -> ServiceResult<()> {
         require_admin(actor)?;
         let id = ChannelId::parse(id).map_err(|e| ServiceError::invalid("bad_id", e.to_string()))?;
-        let audit = self.audit_input(&Actor::user(actor, ip), "channel_made_default", "channel", id.as_str(), serde_json::json!({}));
+        let audit = self.audit_input(
+            &Actor::user(actor, ip),
+            "channel_made_default",
+            "channel",
+            id.as_str(),
+            serde_json::json!({}),
+        );
         self.store.set_default_channel(id.as_str(), self.now(), &audit).await?;
         self.gateways.invalidate();
         Ok(())

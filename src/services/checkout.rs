@@ -19,7 +19,9 @@ impl From<GatewayError> for ServiceError {
                 message: format!("no enabled {} channel is configured; ask an administrator", p.label_en()),
                 detail: None,
             },
-            GatewayError::UnknownChannel(c) => ServiceError::invalid("unknown_channel", format!("channel {c} not found")),
+            GatewayError::UnknownChannel(c) => {
+                ServiceError::invalid("unknown_channel", format!("channel {c} not found"))
+            }
             GatewayError::Internal(e) => ServiceError::Internal(e),
         }
     }
@@ -28,10 +30,13 @@ impl From<GatewayError> for ServiceError {
 fn refusal(r: SessionRefusal) -> ServiceError {
     match r {
         SessionRefusal::UnknownPatient => ServiceError::NotFound("patient"),
-        SessionRefusal::UnknownBill(b) => ServiceError::Invalid { code: "unknown_bill", message: format!("bill {b} does not exist") },
-        SessionRefusal::OtherPatient(b) => {
-            ServiceError::Invalid { code: "bill_of_other_patient", message: format!("bill {b} belongs to another patient") }
+        SessionRefusal::UnknownBill(b) => {
+            ServiceError::Invalid { code: "unknown_bill", message: format!("bill {b} does not exist") }
         }
+        SessionRefusal::OtherPatient(b) => ServiceError::Invalid {
+            code: "bill_of_other_patient",
+            message: format!("bill {b} belongs to another patient"),
+        },
         SessionRefusal::NotPayable { bill_id, status } => ServiceError::Conflict {
             code: "bill_not_payable",
             message: format!("bill {bill_id} is {status} and cannot be paid"),
@@ -179,7 +184,12 @@ impl Services {
     }
 
     /// "Refresh QR": a new session for the same bills replaces the old one, atomically.
-    pub async fn refresh_checkout(&self, caller: &CurrentUser, id: &str, timeout_minutes: Option<i64>) -> ServiceResult<SessionView> {
+    pub async fn refresh_checkout(
+        &self,
+        caller: &CurrentUser,
+        id: &str,
+        timeout_minutes: Option<i64>,
+    ) -> ServiceResult<SessionView> {
         let old = self.checkout_session(id).await?;
         if old.status != SessionStatus::Pending {
             return Err(ServiceError::Conflict {
@@ -229,7 +239,8 @@ impl Services {
     }
 
     pub async fn pending_checkouts_of(&self, patient_id: &str) -> ServiceResult<Vec<SessionView>> {
-        let id = crate::ids::PatientId::parse(patient_id).map_err(|e| ServiceError::invalid("bad_id", e.to_string()))?;
+        let id =
+            crate::ids::PatientId::parse(patient_id).map_err(|e| ServiceError::invalid("bad_id", e.to_string()))?;
         Ok(self.store.pending_sessions_of(id.as_str()).await?)
     }
 
@@ -238,7 +249,14 @@ impl Services {
     }
 
     /// A person decides a held exception: refund it through its channel, or resolve it with a note.
-    pub async fn decide_exception(&self, caller: &CurrentUser, ip: &str, id: &str, refund: bool, note: &str) -> ServiceResult<()> {
+    pub async fn decide_exception(
+        &self,
+        caller: &CurrentUser,
+        ip: &str,
+        id: &str,
+        refund: bool,
+        note: &str,
+    ) -> ServiceResult<()> {
         let id = ExceptionId::parse(id).map_err(|e| ServiceError::invalid("bad_id", e.to_string()))?;
         let note = note.trim();
         if note.is_empty() || note.chars().count() > 200 {

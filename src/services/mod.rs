@@ -8,9 +8,9 @@ pub mod batch;
 pub mod billing;
 pub mod channels;
 pub mod checkout;
+pub mod demo;
 pub mod notify;
 pub mod workers;
-pub mod demo;
 
 use crate::ports::{Clock, Gateways, IdGen, Secrets, SessionEvents, Store, StoreError};
 use crate::time::Millis;
@@ -153,28 +153,28 @@ pub struct Services {
     pub apply_batcher: Option<Arc<ApplyBatcher>>,
 }
 
-pub type ApplyBatcher =
-    batch::Batcher<crate::ports::PaymentApplication, Result<crate::ports::ApplyResult, StoreError>>;
+pub type ApplyBatcher = batch::Batcher<crate::ports::PaymentApplication, Result<crate::ports::ApplyResult, StoreError>>;
 
 impl Services {
     /// Starts group commit for payment applications.
     pub fn with_apply_batching(mut self, max_batch: usize, workers: usize) -> Services {
         let store = self.store.clone();
         let ids = self.ids.clone();
-        self.apply_batcher = Some(batch::Batcher::spawn(max_batch, workers, move |items: Vec<crate::ports::PaymentApplication>| {
-            let store = store.clone();
-            let ids = ids.clone();
-            async move {
-                let n = items.len();
-                match store.apply_payments(&items, ids.as_ref()).await {
-                    Ok(results) => results,
-                    Err(e) => {
-                        let msg = e.to_string();
-                        (0..n).map(|_| Err(StoreError::Internal(anyhow::anyhow!("batch failed: {msg}")))).collect()
+        self.apply_batcher =
+            Some(batch::Batcher::spawn(max_batch, workers, move |items: Vec<crate::ports::PaymentApplication>| {
+                let store = store.clone();
+                let ids = ids.clone();
+                async move {
+                    let n = items.len();
+                    match store.apply_payments(&items, ids.as_ref()).await {
+                        Ok(results) => results,
+                        Err(e) => {
+                            let msg = e.to_string();
+                            (0..n).map(|_| Err(StoreError::Internal(anyhow::anyhow!("batch failed: {msg}")))).collect()
+                        }
                     }
                 }
-            }
-        }));
+            }));
         self
     }
 
@@ -183,7 +183,9 @@ impl Services {
         p: crate::ports::PaymentApplication,
     ) -> Result<crate::ports::ApplyResult, StoreError> {
         match &self.apply_batcher {
-            Some(b) => b.submit(p).await.unwrap_or_else(|| Err(StoreError::Internal(anyhow::anyhow!("batcher stopped")))),
+            Some(b) => {
+                b.submit(p).await.unwrap_or_else(|| Err(StoreError::Internal(anyhow::anyhow!("batcher stopped"))))
+            }
             None => self.store.apply_payment(&p, self.ids.as_ref()).await,
         }
     }

@@ -6,14 +6,17 @@
 use super::Services;
 use crate::payments::{EventKind, Provider, Rejection};
 use crate::ports::{
-    ApplyResult, NotificationResult, NotifyReply, PaymentApplication, RawNotification, RefundProgress, StoredNotification,
+    ApplyResult, NotificationResult, NotifyReply, PaymentApplication, RawNotification, RefundProgress,
+    StoredNotification,
 };
 
 /// What to answer when no channel could even be found (no client to ask): each provider's
 /// "not received" shape, so it retries.
 pub fn failure_reply(provider: Provider) -> NotifyReply {
     match provider {
-        Provider::Alipay => NotifyReply { status: 200, content_type: "text/plain; charset=utf-8", body: b"failure".to_vec() },
+        Provider::Alipay => {
+            NotifyReply { status: 200, content_type: "text/plain; charset=utf-8", body: b"failure".to_vec() }
+        }
         Provider::WechatPay => NotifyReply {
             status: 500,
             content_type: "application/json",
@@ -47,7 +50,12 @@ impl Services {
 
     /// Verifies and applies one stored notification.
     #[tracing::instrument(skip_all, fields(provider = %provider, notification = %notification_id))]
-    pub async fn process_notification(&self, provider: Provider, raw: &RawNotification, notification_id: &str) -> Processed {
+    pub async fn process_notification(
+        &self,
+        provider: Provider,
+        raw: &RawNotification,
+        notification_id: &str,
+    ) -> Processed {
         let (channel, gateway) = match self.gateways.for_notification(provider, raw).await {
             Ok(x) => x,
             Err(rej) => {
@@ -131,7 +139,13 @@ impl Services {
                 let outcome = async {
                     let fresh = self
                         .store
-                        .record_provider_event(provider, &event.event_id, notification_id, event.kind.name(), self.now())
+                        .record_provider_event(
+                            provider,
+                            &event.event_id,
+                            notification_id,
+                            event.kind.name(),
+                            self.now(),
+                        )
                         .await?;
                     if let Some(id) = self.store.refund_by_out_no(out_refund_no).await? {
                         self.store.refund_progress(&id, &progress, self.now(), self.ids.as_ref()).await?;
@@ -154,7 +168,11 @@ impl Services {
                 }
             }
             EventKind::PaymentClosed { .. } | EventKind::Informational { .. } => {
-                match self.store.record_provider_event(provider, &event.event_id, notification_id, event.kind.name(), self.now()).await {
+                match self
+                    .store
+                    .record_provider_event(provider, &event.event_id, notification_id, event.kind.name(), self.now())
+                    .await
+                {
                     Ok(fresh) => {
                         result.status = if fresh { "ignored" } else { "duplicate" };
                         true
@@ -173,9 +191,10 @@ impl Services {
     /// Re-runs a notification that was stored but never finished (the process died between
     /// storing and answering). Returns the status recorded.
     pub async fn redrive_notification(&self, n: &StoredNotification) -> anyhow::Result<&'static str> {
-        let headers: Vec<(String, String)> = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&n.headers)
-            .map(|m| m.into_iter().map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string())).collect())
-            .unwrap_or_default();
+        let headers: Vec<(String, String)> =
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&n.headers)
+                .map(|m| m.into_iter().map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string())).collect())
+                .unwrap_or_default();
         let raw = RawNotification { headers, content_type: n.content_type.clone(), body: n.body.clone() };
         let processed = self.process_notification(n.provider, &raw, &n.id).await;
         // A signature checked late may be past its time window; the stored reason says so.

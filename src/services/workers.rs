@@ -59,7 +59,9 @@ impl Services {
             match self.close_task(&t).await {
                 Ok(true) => n += 1,
                 Ok(false) => {}
-                Err(e) => tracing::warn!(session = %t.session_id, error = %e, "closing at the provider failed; will retry"),
+                Err(e) => {
+                    tracing::warn!(session = %t.session_id, error = %e, "closing at the provider failed; will retry")
+                }
             }
         }
         Ok(n)
@@ -229,7 +231,9 @@ impl Services {
                     error: format!("{} {} {}", e.code, e.sub_code.unwrap_or_default(), e.message),
                     next_attempt_at_ms: self.now() + backoff,
                 },
-                Outcome::Unknown(reason) => RefundProgress::Retry { error: reason, next_attempt_at_ms: self.now() + backoff },
+                Outcome::Unknown(reason) => {
+                    RefundProgress::Retry { error: reason, next_attempt_at_ms: self.now() + backoff }
+                }
             };
             if matches!(progress, RefundProgress::Succeeded { .. }) {
                 done += 1;

@@ -1,7 +1,10 @@
 //! One module per area of the app.
 
 pub mod admin;
+pub mod admin_pay;
 pub mod bills;
+pub mod charge;
 pub mod dashboard;
+pub mod exceptions;
 pub mod login;
 pub mod patients;

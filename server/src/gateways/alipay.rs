@@ -26,7 +26,10 @@ impl clinicpay::ports::Gateway for AlipayClient {
     fn account(&self) -> &str {
         unreachable!()
     }
-    async fn create_payment(&self, _: &clinicpay::ports::CreatePayment) -> clinicpay::payments::ProviderCall<clinicpay::payments::PayAction> {
+    async fn create_payment(
+        &self,
+        _: &clinicpay::ports::CreatePayment,
+    ) -> clinicpay::payments::ProviderCall<clinicpay::payments::PayAction> {
         unreachable!()
     }
     async fn query_payment(&self, _: &str) -> clinicpay::payments::ProviderCall<clinicpay::payments::TradeStatus> {
@@ -35,22 +38,36 @@ impl clinicpay::ports::Gateway for AlipayClient {
     async fn close_payment(&self, _: &str) -> clinicpay::payments::ProviderCall<()> {
         unreachable!()
     }
-    async fn refund(&self, _: &clinicpay::ports::RefundRequest) -> clinicpay::payments::ProviderCall<clinicpay::payments::RefundStatus> {
+    async fn refund(
+        &self,
+        _: &clinicpay::ports::RefundRequest,
+    ) -> clinicpay::payments::ProviderCall<clinicpay::payments::RefundStatus> {
         unreachable!()
     }
-    async fn query_refund(&self, _: &str, _: &str) -> clinicpay::payments::ProviderCall<clinicpay::payments::RefundStatus> {
+    async fn query_refund(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> clinicpay::payments::ProviderCall<clinicpay::payments::RefundStatus> {
         unreachable!()
     }
     fn owns_notification(&self, _: &clinicpay::ports::RawNotification) -> bool {
         unreachable!()
     }
-    fn verify_notification(&self, _: &clinicpay::ports::RawNotification, _: i64) -> Result<clinicpay::payments::ProviderEvent, clinicpay::payments::Rejection> {
+    fn verify_notification(
+        &self,
+        _: &clinicpay::ports::RawNotification,
+        _: i64,
+    ) -> Result<clinicpay::payments::ProviderEvent, clinicpay::payments::Rejection> {
         unreachable!()
     }
     fn notify_reply(&self, _: bool) -> clinicpay::ports::NotifyReply {
         unreachable!()
     }
-    async fn download_statement(&self, _: chrono::NaiveDate) -> clinicpay::payments::ProviderCall<clinicpay::ports::Statement> {
+    async fn download_statement(
+        &self,
+        _: chrono::NaiveDate,
+    ) -> clinicpay::payments::ProviderCall<clinicpay::ports::Statement> {
         unreachable!()
     }
 }

@@ -8,7 +8,8 @@ use super::wechatpay::{WechatClient, WechatSettings};
 use async_trait::async_trait;
 use clinicpay::payments::{Provider, Rejection};
 use clinicpay::ports::{
-    ChannelInfo, ChannelRecord, ChannelSecrets, Gateway, GatewayError, Gateways, RawNotification, Sealed, Secrets, Store,
+    ChannelInfo, ChannelRecord, ChannelSecrets, Gateway, GatewayError, Gateways, RawNotification, Sealed, Secrets,
+    Store,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,11 +24,13 @@ pub fn build_gateway(
 ) -> anyhow::Result<Arc<dyn Gateway>> {
     Ok(match provider {
         Provider::Alipay => {
-            let s: AlipaySettings = serde_json::from_str(settings).map_err(|e| anyhow::anyhow!("Alipay settings: {e}"))?;
+            let s: AlipaySettings =
+                serde_json::from_str(settings).map_err(|e| anyhow::anyhow!("Alipay settings: {e}"))?;
             Arc::new(AlipayClient::new(s, &secrets.private_key, http)?)
         }
         Provider::WechatPay => {
-            let s: WechatSettings = serde_json::from_str(settings).map_err(|e| anyhow::anyhow!("WeChat Pay settings: {e}"))?;
+            let s: WechatSettings =
+                serde_json::from_str(settings).map_err(|e| anyhow::anyhow!("WeChat Pay settings: {e}"))?;
             let key = secrets.apiv3_key.as_deref().ok_or_else(|| anyhow::anyhow!("the APIv3 key is missing"))?;
             Arc::new(WechatClient::new(s, &secrets.private_key, key, http)?)
         }
@@ -68,9 +71,10 @@ impl ChannelGateways {
     }
 
     fn open(&self, c: &ChannelRecord) -> anyhow::Result<ChannelSecrets> {
-        let plain = self
-            .secrets
-            .open(c.id.as_bytes(), &Sealed { key_version: c.secret_key_version, ciphertext: c.secret_ciphertext.clone() })?;
+        let plain = self.secrets.open(
+            c.id.as_bytes(),
+            &Sealed { key_version: c.secret_key_version, ciphertext: c.secret_ciphertext.clone() },
+        )?;
         Ok(serde_json::from_slice(&plain)?)
     }
 
@@ -82,7 +86,8 @@ impl ChannelGateways {
         }
         let secrets = self.open(c)?;
         let gateway = build_gateway(c.provider, &c.settings, &secrets, self.http.clone())?;
-        let cached = Arc::new(Cached { version: c.version, key_version: c.secret_key_version, info: c.info(), gateway });
+        let cached =
+            Arc::new(Cached { version: c.version, key_version: c.secret_key_version, info: c.info(), gateway });
         self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(c.id.clone(), cached.clone());
         Ok(cached)
     }
@@ -131,7 +136,8 @@ impl Gateways for ChannelGateways {
         provider: Provider,
         n: &RawNotification,
     ) -> Result<(ChannelInfo, Arc<dyn Gateway>), Rejection> {
-        let list = self.channels(false).await.map_err(|e| Rejection::Malformed(format!("channel lookup failed: {e}")))?;
+        let list =
+            self.channels(false).await.map_err(|e| Rejection::Malformed(format!("channel lookup failed: {e}")))?;
         for c in list.iter().filter(|c| c.provider == provider) {
             match self.client_for(c) {
                 Ok(hit) if hit.gateway.owns_notification(n) => return Ok((hit.info.clone(), hit.gateway.clone())),

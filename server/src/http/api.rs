@@ -147,17 +147,23 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     match headers.get("idempotency-key") {
         None => Ok(None),
         Some(v) => {
-            let k = v.to_str().map_err(|_| ApiError::new(400, "bad_idempotency_key", "Idempotency-Key must be ASCII"))?;
+            let k =
+                v.to_str().map_err(|_| ApiError::new(400, "bad_idempotency_key", "Idempotency-Key must be ASCII"))?;
             clinicpay::checkout::valid_idempotency_key(k).map_err(|e| ApiError::new(400, e.code(), e.to_string()))?;
             Ok(Some(k.to_string()))
         }
     }
 }
 
-pub async fn unpaid_bills(State(st): State<HttpState>, caller: ApiCaller, Path(patient_id): Path<String>) -> ApiResult<Response> {
+pub async fn unpaid_bills(
+    State(st): State<HttpState>,
+    caller: ApiCaller,
+    Path(patient_id): Path<String>,
+) -> ApiResult<Response> {
     let _ = caller;
     let (patient, bills) = st.services.unpaid_bills(&patient_id).await?;
-    let total = clinicpay::Money::sum(bills.iter().map(|b| b.total)).map_err(|e| ApiError::new(500, "internal", e.to_string()))?;
+    let total = clinicpay::Money::sum(bills.iter().map(|b| b.total))
+        .map_err(|e| ApiError::new(500, "internal", e.to_string()))?;
     Ok(Json(json!({
         "patient": { "patient_id": patient.id, "name": patient.name, "mrn": patient.mrn },
         "count": bills.len(),
@@ -181,11 +187,20 @@ pub struct CreateSessionBody {
 
 fn created(v: &SessionView, fresh: bool, now: i64) -> Response {
     let status = if fresh { StatusCode::CREATED } else { StatusCode::OK };
-    (status, [(header::LOCATION, format!("/api/v1/finance/payment-sessions/{}/status", v.id))], Json(session_json(v, now)))
+    (
+        status,
+        [(header::LOCATION, format!("/api/v1/finance/payment-sessions/{}/status", v.id))],
+        Json(session_json(v, now)),
+    )
         .into_response()
 }
 
-pub async fn create_session(State(st): State<HttpState>, caller: ApiCaller, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+pub async fn create_session(
+    State(st): State<HttpState>,
+    caller: ApiCaller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
     let b: CreateSessionBody = parse_json(&headers, &body)?;
     let key = idempotency_key(&headers)?;
     let req = SessionRequest::parse(&b.patient_id, &b.bill_ids, &b.payment_method, b.timeout_minutes)
@@ -211,18 +226,27 @@ pub async fn bill_qr_payment(
     let b: QrPaymentBody = parse_json(&headers, &body)?;
     let key = idempotency_key(&headers)?;
     let bill = st.services.bill_detail(&bill_id).await?;
-    let req = SessionRequest::parse(&bill.bill.patient_id, &[bill.bill.id.clone()], &b.payment_method, b.timeout_minutes)
-        .map_err(|e| ApiError::new(400, e.code(), e.to_string()))?;
+    let req =
+        SessionRequest::parse(&bill.bill.patient_id, &[bill.bill.id.clone()], &b.payment_method, b.timeout_minutes)
+            .map_err(|e| ApiError::new(400, e.code(), e.to_string()))?;
     let (v, fresh) = st.services.create_checkout(&caller.0, req, key.as_deref(), None).await?;
     Ok(created(&v, fresh, st.services.now()))
 }
 
-pub async fn session_status(State(st): State<HttpState>, _caller: ApiCaller, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn session_status(
+    State(st): State<HttpState>,
+    _caller: ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let v = st.services.checkout_session(&id).await?;
     Ok(Json(session_json(&v, st.services.now())).into_response())
 }
 
-pub async fn cancel_session(State(st): State<HttpState>, caller: ApiCaller, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn cancel_session(
+    State(st): State<HttpState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let v = st.services.cancel_checkout(&caller.0, &id).await?;
     Ok(Json(session_json(&v, st.services.now())).into_response())
 }
@@ -246,7 +270,11 @@ pub async fn refresh_session(
 }
 
 /// The cashier's "check payment": query the provider now.
-pub async fn sync_session(State(st): State<HttpState>, _caller: ApiCaller, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn sync_session(
+    State(st): State<HttpState>,
+    _caller: ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     st.services.sync_session(&id).await?;
     let v = st.services.checkout_session(&id).await?;
     Ok(Json(session_json(&v, st.services.now())).into_response())
@@ -254,7 +282,8 @@ pub async fn sync_session(State(st): State<HttpState>, _caller: ApiCaller, Path(
 
 /// `{id}.png` or `{id}.svg`: the QR code of a session's payment content.
 pub async fn qr_code(State(st): State<HttpState>, _caller: ApiCaller, Path(file): Path<String>) -> ApiResult<Response> {
-    let (id, ext) = file.rsplit_once('.').ok_or_else(|| ApiError::new(404, "not_found", "use <session_id>.png or .svg"))?;
+    let (id, ext) =
+        file.rsplit_once('.').ok_or_else(|| ApiError::new(404, "not_found", "use <session_id>.png or .svg"))?;
     if ext != "png" && ext != "svg" {
         return Err(ApiError::new(404, "not_found", "use <session_id>.png or .svg"));
     }
@@ -285,7 +314,11 @@ pub async fn qr_code(State(st): State<HttpState>, _caller: ApiCaller, Path(file)
 }
 
 /// Server-sent events: the session's status now, then every change (after its commit).
-pub async fn session_events(State(st): State<HttpState>, _caller: ApiCaller, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn session_events(
+    State(st): State<HttpState>,
+    _caller: ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let v = st.services.checkout_session(&id).await?;
     let mut rx = st.hub.subscribe();
     let services = st.services.clone();
@@ -319,10 +352,7 @@ pub async fn session_events(State(st): State<HttpState>, _caller: ApiCaller, Pat
 }
 
 /// A stream of `status` events fed by a task.
-fn async_stream<F, Fut>(
-    first: serde_json::Value,
-    feed: F,
-) -> impl futures::Stream<Item = Result<Event, Infallible>>
+fn async_stream<F, Fut>(first: serde_json::Value, feed: F) -> impl futures::Stream<Item = Result<Event, Infallible>>
 where
     F: FnOnce(tokio::sync::mpsc::Sender<serde_json::Value>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -333,7 +363,8 @@ where
         tokio::spawn(feed(tx));
     }
     let head = futures::stream::once(async move { Ok(Event::default().event("status").data(first.to_string())) });
-    let tail = tokio_stream::wrappers::ReceiverStream::new(rx).map(|v| Ok(Event::default().event("status").data(v.to_string())));
+    let tail = tokio_stream::wrappers::ReceiverStream::new(rx)
+        .map(|v| Ok(Event::default().event("status").data(v.to_string())));
     head.chain(tail)
 }
 

@@ -58,14 +58,17 @@ pub async fn notify(
         received_at_ms: services.now(),
         remote_addr: peer.ip().to_string(),
         content_type: content_type.clone(),
-        headers: serde_json::Value::Object(kept.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect())
-            .to_string(),
+        headers: serde_json::Value::Object(
+            kept.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect(),
+        )
+        .to_string(),
         body: body.to_vec(),
     };
     // Nothing is lost: store before anything else. If that fails, the provider retries.
     if let Err(e) = services.store.insert_notification(&stored).await {
         tracing::error!(error = %e, provider = %provider, "could not store a notification");
-        st.metrics.incr("clinicpay_notifications_total", &[("provider", provider.as_str()), ("outcome", "store_failed")]);
+        st.metrics
+            .incr("clinicpay_notifications_total", &[("provider", provider.as_str()), ("outcome", "store_failed")]);
         return reply(failure_reply(provider));
     }
     let raw = RawNotification { headers: kept, content_type, body: body.to_vec() };
@@ -76,6 +79,9 @@ pub async fn notify(
             tracing::error!(error = %e, notification = %id, "could not record a notification's outcome");
         }
     }
-    st.metrics.incr("clinicpay_notifications_total", &[("provider", provider.as_str()), ("outcome", processed.result.status)]);
+    st.metrics.incr(
+        "clinicpay_notifications_total",
+        &[("provider", provider.as_str()), ("outcome", processed.result.status)],
+    );
     reply(processed.reply)
 }

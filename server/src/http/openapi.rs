@@ -19,7 +19,10 @@ pub fn document() -> Value {
     let common_errors = |v: &mut Value| {
         let r = v["responses"].as_object_mut().expect("responses");
         r.insert("401".into(), err("No valid API token or staff session (`unauthenticated`)"));
-        r.insert("403".into(), err("The caller's role may not do this (`forbidden`), or a cross-origin cookie request (`csrf`)"));
+        r.insert(
+            "403".into(),
+            err("The caller's role may not do this (`forbidden`), or a cross-origin cookie request (`csrf`)"),
+        );
     };
     let mut unpaid = json!({
         "summary": "Unpaid bills of a patient (B3)",

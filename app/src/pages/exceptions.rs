@@ -1,0 +1,128 @@
+//! Payment exceptions (C4): money that could not be allocated as asked, and what became of it.
+
+use crate::api_pay::{list_exceptions, DecideException};
+use crate::components::{fmt_time, Amount, ErrorView, Loading};
+use crate::i18n::{error_text, use_i18n};
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+
+fn kind_label(kind: &str, en: bool) -> &'static str {
+    match (kind, en) {
+        ("late_payment", false) => "过期/取消后到账",
+        ("late_payment", true) => "Paid after expiry or cancel",
+        ("amount_mismatch", false) => "金额不符",
+        ("amount_mismatch", true) => "Amount mismatch",
+        ("bills_unavailable", false) => "账单已由其他方式支付",
+        ("bills_unavailable", true) => "Bills already paid another way",
+        ("refund_failed", false) => "退款失败",
+        ("refund_failed", true) => "Refund failed",
+        (_, false) => "其他",
+        (_, true) => "Other",
+    }
+}
+
+fn status_label(status: &str, en: bool) -> &'static str {
+    match (status, en) {
+        ("open", false) => "待处理",
+        ("open", true) => "Open",
+        ("held", false) => "已挂起待决定",
+        ("held", true) => "Held for a decision",
+        ("refund_pending", false) => "退款中",
+        ("refund_pending", true) => "Refund in progress",
+        ("refunded", false) => "已原路退回",
+        ("refunded", true) => "Refunded",
+        ("resolved", false) => "已处理",
+        ("resolved", true) => "Resolved",
+        (_, _) => "?",
+    }
+}
+
+#[component]
+pub fn ExceptionsPage() -> impl IntoView {
+    let i18n = use_i18n();
+    let query = use_query_map();
+    let all = Memo::new(move |_| query.with(|q| q.get("all")).is_some());
+    let decide = ServerAction::<DecideException>::new();
+    let data = Resource::new(move || (all.get(), decide.version().get()), |(all, _)| list_exceptions(!all));
+    view! {
+        <h1>{move || i18n.t("支付异常", "Payment exceptions")}</h1>
+        <p class="hint">
+            {move || i18n.t("过期或取消后才到账的款项、金额不符的支付都记在这里，并按配置自动原路退回或挂起待决定。",
+                "Money that arrived after a QR expired or was cancelled, or with the wrong amount, is recorded here and refunded automatically or held for a decision.")}
+            " "
+            {move || if all.get() {
+                view! { <a href="/exceptions">{i18n.t("只看未结案", "Open only")}</a> }.into_any()
+            } else {
+                view! { <a href="/exceptions?all=1">{i18n.t("查看全部", "Show all")}</a> }.into_any()
+            }}
+        </p>
+        {move || decide.value().get().and_then(|r| r.err()).map(|e| {
+            let text = error_text(&e.code, i18n.lang.get()).map(str::to_string).unwrap_or(e.message.clone());
+            view! { <p class="alert alert-error" role="alert">{text}</p> }
+        })}
+        <Suspense fallback=|| view! { <Loading/> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Err(e) => view! { <ErrorView err=e/> }.into_any(),
+                    Ok(list) if list.is_empty() => view! {
+                        <section class="panel"><p class="empty">{move || i18n.t("没有异常。", "No exceptions.")}</p></section>
+                    }.into_any(),
+                    Ok(list) => view! {
+                        <section class="panel">
+                            <table class="table" aria-label=move || i18n.t("支付异常列表", "Exceptions")>
+                                <thead><tr>
+                                    <th scope="col">{move || i18n.t("时间", "When")}</th>
+                                    <th scope="col">{move || i18n.t("类型", "Kind")}</th>
+                                    <th scope="col">{move || i18n.t("患者", "Patient")}</th>
+                                    <th scope="col">{move || i18n.t("渠道交易号", "Provider transaction")}</th>
+                                    <th scope="col" class="num">{move || i18n.t("金额", "Amount")}</th>
+                                    <th scope="col">{move || i18n.t("状态", "Status")}</th>
+                                    <th scope="col">{move || i18n.t("说明与处理", "Detail and resolution")}</th>
+                                </tr></thead>
+                                <tbody>
+                                    {list.into_iter().map(|x| {
+                                        let kind = x.kind.clone();
+                                        let status = x.status.clone();
+                                        let status2 = x.status.clone();
+                                        let decidable = x.status == "held" || x.status == "open";
+                                        let xid = x.id.clone();
+                                        let xid2 = x.id.clone();
+                                        view! { <tr data-testid="exception-row" data-kind=x.kind.clone() data-status=x.status.clone()>
+                                            <td>{fmt_time(x.created_at_ms)}</td>
+                                            <td>{move || kind_label(&kind, i18n.is_en())}</td>
+                                            <td>{x.patient_name.clone().unwrap_or_default()}</td>
+                                            <td><code>{x.provider_txn_id.clone()}</code></td>
+                                            <td class="num"><Amount value=x.amount/></td>
+                                            <td><span class=format!("badge badge-exc-{status2}")>{move || status_label(&status, i18n.is_en())}</span></td>
+                                            <td>
+                                                <div class="detail">{x.detail.clone()}</div>
+                                                {x.resolution.clone().map(|r| view! { <div class="resolution">{r}</div> })}
+                                                {decidable.then(|| view! {
+                                                    <div class="row-actions">
+                                                        <ActionForm action=decide attr:class="inline">
+                                                            <input type="hidden" name="exception_id" value=xid/>
+                                                            <input type="hidden" name="action" value="refund"/>
+                                                            <input type="hidden" name="note" value="原路退回 refunded on decision"/>
+                                                            <button type="submit" class="btn btn-small">{move || i18n.t("原路退回", "Refund")}</button>
+                                                        </ActionForm>
+                                                        <ActionForm action=decide attr:class="inline">
+                                                            <input type="hidden" name="exception_id" value=xid2/>
+                                                            <input type="hidden" name="action" value="resolve"/>
+                                                            <label class="sr-only" for="resolve-note">{move || i18n.t("处理说明", "Note")}</label>
+                                                            <input name="note" required maxlength="200" placeholder=move || i18n.t("处理说明", "Note")/>
+                                                            <button type="submit" class="btn btn-small">{move || i18n.t("结案", "Resolve")}</button>
+                                                        </ActionForm>
+                                                    </div>
+                                                })}
+                                            </td>
+                                        </tr> }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </section>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
