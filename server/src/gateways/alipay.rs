@@ -1,1 +1,0 @@
-//! alipay client (to be implemented).
