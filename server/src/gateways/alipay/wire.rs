@@ -20,7 +20,7 @@ pub fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
 /// `drop_empty` leaves out parameters whose value is empty (A.4 step 2).
 pub fn sign_content(params: &[(String, String)], exclude: &[&str], drop_empty: bool) -> String {
     let mut kept: Vec<&(String, String)> =
-        params.iter().filter(|(k, v)| !exclude.contains(&k.as_str()) && !(drop_empty && v.is_empty())).collect();
+        params.iter().filter(|(k, v)| !exclude.contains(&k.as_str()) && (!drop_empty || !v.is_empty())).collect();
     kept.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     let mut out = String::new();
     for (i, (k, v)) in kept.into_iter().enumerate() {

@@ -642,11 +642,12 @@ async fn bill_download(AxState(s): AxState<Arc<AlipaySandbox>>, Path(token): Pat
     }
 }
 
-fn faults_from(body: &[u8]) -> Result<FaultSpec, Response> {
+fn faults_from(body: &[u8]) -> Result<FaultSpec, Box<Response>> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(FaultSpec::default());
     }
-    serde_json::from_slice(body).map_err(|e| json_error(StatusCode::BAD_REQUEST, format!("bad FaultSpec: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| Box::new(json_error(StatusCode::BAD_REQUEST, format!("bad FaultSpec: {e}"))))
 }
 
 async fn control_defaults(AxState(s): AxState<Arc<AlipaySandbox>>, body: Bytes) -> Response {
@@ -655,7 +656,7 @@ async fn control_defaults(AxState(s): AxState<Arc<AlipaySandbox>>, body: Bytes) 
             s.set_default_faults(f.clone());
             axum::Json(json!({ "defaults": f })).into_response()
         }
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -697,7 +698,7 @@ async fn control_action(
                 s.set_faults(&no, f);
                 Ok(())
             }
-            Err(r) => return r,
+            Err(r) => return *r,
         },
         "backdate" => {
             let days = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v.get("days").and_then(Value::as_i64));
