@@ -343,6 +343,11 @@ impl Core {
     }
 }
 
+/// `<key_dir>/alipay-apps.json`: registered app ids and their public keys.
+fn apps_file(ctx: &SandboxCtx) -> Option<std::path::PathBuf> {
+    ctx.settings.key_dir.as_ref().map(|d| d.join("alipay-apps.json"))
+}
+
 fn error_page(m: &Members) -> Response {
     let get = |k: &str| m.iter().find(|(n, _)| *n == k).and_then(|(_, v)| v.as_str()).unwrap_or("").to_string();
     let html = format!(
@@ -363,7 +368,21 @@ impl AlipaySandbox {
     pub fn new(ctx: SandboxCtx) -> anyhow::Result<Self> {
         let key = provider_key(&ctx.settings, "alipay")?;
         let public = key.public_key();
-        Ok(AlipaySandbox { core: Arc::new(Core { ctx, key, public, state: Mutex::new(State::default()) }) })
+        let mut state = State::default();
+        if let Some(path) = apps_file(&ctx) {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                let saved: HashMap<String, String> = serde_json::from_str(&text).unwrap_or_default();
+                for (app_id, k) in saved {
+                    match PublicKey::parse(&k) {
+                        Ok(k) => {
+                            state.apps.insert(app_id, k);
+                        }
+                        Err(e) => tracing::warn!(%app_id, error = %e, "ignoring a saved Alipay sandbox app key"),
+                    }
+                }
+            }
+        }
+        Ok(AlipaySandbox { core: Arc::new(Core { ctx, key, public, state: Mutex::new(state) }) })
     }
 
     /// The sandbox's "Alipay public key" (SPKI PEM) that clients verify responses and
@@ -388,7 +407,22 @@ impl AlipaySandbox {
         if key == self.core.public {
             anyhow::bail!("the app key must differ from the sandbox's Alipay key");
         }
-        self.core.lock().apps.insert(app_id.to_string(), key);
+        let snapshot: HashMap<String, String> = {
+            let mut st = self.core.lock();
+            st.apps.insert(app_id.to_string(), key);
+            st.apps.iter().map(|(id, k)| (id.clone(), k.to_base64())).collect()
+        };
+        // registrations survive restarts like the sandbox key does (best effort)
+        if let Some(path) = apps_file(&self.core.ctx) {
+            let saved = path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .map_err(anyhow::Error::from)
+                .and_then(|_| super::write_private(&path, &serde_json::to_string_pretty(&snapshot)?));
+            if let Err(e) = saved {
+                tracing::warn!(error = %e, path = %path.display(), "could not save the Alipay sandbox apps");
+            }
+        }
         Ok(self.public_key_pem())
     }
 

@@ -371,6 +371,26 @@ async fn registration() {
     assert_ne!(PublicKey::parse(&pem).unwrap(), PublicKey::parse(MERCHANT_PUBLIC).unwrap());
 }
 
+#[test]
+fn registrations_and_key_persist() {
+    let dir = std::env::temp_dir().join(format!("clinicpay-alipay-sb-{}-{}", std::process::id(), now_ms()));
+    let make = || {
+        let settings = Arc::new(SandboxSettings {
+            base_url: "http://127.0.0.1:1".into(),
+            time_scale_permille: 1,
+            key_dir: Some(dir.clone()),
+        });
+        let courier = Arc::new(Courier::new(settings.clone()));
+        AlipaySandbox::new(SandboxCtx { settings, courier }).unwrap()
+    };
+    let first = make();
+    first.register_app(APP, MERCHANT_PUBLIC).unwrap();
+    let again = make();
+    assert_eq!(again.public_key_pem(), first.public_key_pem());
+    assert_eq!(again.core.lock().apps.get(APP), Some(&PublicKey::parse(MERCHANT_PUBLIC).unwrap()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 static SHARED: std::sync::OnceLock<AlipaySandbox> = std::sync::OnceLock::new();
 
 proptest::proptest! {
