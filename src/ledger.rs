@@ -183,7 +183,7 @@ impl Postings {
         let mut lines = vec![Posting { account: Account::clearing_for(provider), amount: total, bill_id: None }];
         lines.extend(allocations.iter().map(|(bill, m)| Posting {
             account: Account::MedicalIncome,
-            amount: m.neg(),
+            amount: -*m,
             bill_id: Some(bill.clone()),
         }));
         Postings::new(lines)
@@ -193,7 +193,7 @@ impl Postings {
     pub fn unallocated_receipt(provider: Provider, amount: Money) -> Result<Postings, LedgerError> {
         Postings::new(vec![
             Posting { account: Account::clearing_for(provider), amount, bill_id: None },
-            Posting { account: Account::UnallocatedReceipts, amount: amount.neg(), bill_id: None },
+            Posting { account: Account::UnallocatedReceipts, amount: -amount, bill_id: None },
         ])
     }
 
@@ -201,7 +201,7 @@ impl Postings {
     pub fn unallocated_refund(provider: Provider, amount: Money) -> Result<Postings, LedgerError> {
         Postings::new(vec![
             Posting { account: Account::UnallocatedReceipts, amount, bill_id: None },
-            Posting { account: Account::clearing_for(provider), amount: amount.neg(), bill_id: None },
+            Posting { account: Account::clearing_for(provider), amount: -amount, bill_id: None },
         ])
     }
 }

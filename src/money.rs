@@ -155,9 +155,6 @@ impl Money {
         Money::from_fen(fen).map_err(|_| MoneyError::Overflow)
     }
 
-    pub fn neg(self) -> Money {
-        Money(-self.0)
-    }
 
     pub fn abs(self) -> Money {
         Money(self.0.abs())
@@ -197,7 +194,7 @@ impl Money {
         let int = (a / 100).to_string();
         let mut grouped = String::with_capacity(int.len() + int.len() / 3);
         for (i, c) in int.chars().enumerate() {
-            if i > 0 && (int.len() - i) % 3 == 0 {
+            if i > 0 && (int.len() - i).is_multiple_of(3) {
                 grouped.push(',');
             }
             grouped.push(c);
@@ -234,6 +231,13 @@ impl Money {
             left -= 1;
         }
         parts.into_iter().map(Money::from_fen).collect()
+    }
+}
+
+impl std::ops::Neg for Money {
+    type Output = Money;
+    fn neg(self) -> Money {
+        Money(-self.0)
     }
 }
 

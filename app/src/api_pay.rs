@@ -222,5 +222,5 @@ pub async fn disable_token(token_id: String) -> Result<(), AppError> {
 pub async fn list_notifications() -> Result<Vec<NotificationView>, AppError> {
     ssr::require_user(Access::Admin)?;
     let s = ssr::services()?;
-    Ok(s.store.list_notifications(200).await.map_err(|e| AppError::from(clinicpay::services::ServiceError::from(e)))?)
+    s.store.list_notifications(200).await.map_err(|e| AppError::from(clinicpay::services::ServiceError::from(e)))
 }

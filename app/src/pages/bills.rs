@@ -146,7 +146,7 @@ fn BillTable(list: BillList) -> impl IntoView {
                             {header(BillSort::Amount, "金额", "Amount", true)}
                         </tr></thead>
                         <tbody>
-                            {page.items.iter().cloned().map(|b| {
+                            {page.items.iter().map(|b| {
                                 let dep = (b.department_zh.clone(), b.department_en.clone());
                                 view! { <tr>
                                     <td><a href=format!("/bills/{}", b.id)>{b.bill_no.clone()}</a></td>
@@ -243,7 +243,7 @@ pub fn BillPage() -> impl IntoView {
                                                 <th scope="col" class="num">{move || i18n.t("分配金额", "Allocated")}</th>
                                             </tr></thead>
                                             <tbody>
-                                                {d.payments.iter().cloned().map(|p| {
+                                                {d.payments.iter().map(|p| {
                                                     let prov = Provider::parse(&p.provider);
                                                     view! { <tr>
                                                         <td>{fmt_time(p.paid_at_ms)}</td>

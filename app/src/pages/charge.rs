@@ -511,7 +511,7 @@ fn SessionPanel(session: SessionView, store: RwSignal<Option<SessionView>>, relo
                                     <th scope="col" class="num">{move || i18n.t("金额", "Amount")}</th>
                                 </tr></thead>
                                 <tbody>
-                                    {bills.iter().cloned().map(|b| view! { <tr>
+                                    {bills.iter().map(|b| view! { <tr>
                                         <td>{b.bill_no.clone()}</td>
                                         <td><code>{b.receipt_no.clone().unwrap_or_default()}</code></td>
                                         <td class="num"><Amount value=b.amount/></td>

@@ -48,7 +48,7 @@ pub fn PatientsPage() -> impl IntoView {
                                                 <th scope="col" class="num">{move || i18n.t("未结清金额", "Amount owed")}</th>
                                             </tr></thead>
                                             <tbody>
-                                                {page.items.iter().cloned().map(|p| view! { <tr>
+                                                {page.items.iter().map(|p| view! { <tr>
                                                     <td>{p.mrn.clone()}</td>
                                                     <td><a href=format!("/patients/{}", p.id)>{p.name.clone()}</a></td>
                                                     <td>{p.gender.clone()}</td>
@@ -110,7 +110,7 @@ pub fn PatientPage() -> impl IntoView {
                                         <th scope="col" class="num">{move || i18n.t("金额", "Amount")}</th>
                                     </tr></thead>
                                     <tbody>
-                                        {d.bills.iter().cloned().map(|b| {
+                                        {d.bills.iter().map(|b| {
                                             let dep = (b.department_zh.clone(), b.department_en.clone());
                                             view! { <tr>
                                                 <td><a href=format!("/bills/{}", b.id)>{b.bill_no.clone()}</a></td>

@@ -130,7 +130,7 @@ fn bill_amount(s: &str) -> Option<Money> {
         None => (false, s),
     };
     let m = super::wire::parse_amount(body)?;
-    Some(if neg { m.neg() } else { m })
+    Some(if neg { -m } else { m })
 }
 
 /// Parses the text of the detail file into statement lines (payments positive, refunds negative).
@@ -162,7 +162,7 @@ pub fn parse_detail_csv(text: &str) -> anyhow::Result<Vec<StatementLine>> {
         };
         let amount = bill_amount(get("订单金额（元）"))
             .ok_or_else(|| anyhow::anyhow!("bill line {}: bad 订单金额 {:?}", n + 1, get("订单金额（元）")))?;
-        let amount = if kind == "refund" && amount.is_positive() { amount.neg() } else { amount };
+        let amount = if kind == "refund" && amount.is_positive() { -amount } else { amount };
         let fee = match get("服务费（元）") {
             "" => None,
             s => Some(bill_amount(s).ok_or_else(|| anyhow::anyhow!("bill line {}: bad 服务费 {s:?}", n + 1))?),

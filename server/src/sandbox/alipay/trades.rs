@@ -712,7 +712,7 @@ impl Core {
                 rows.push(base(false, paid, t.total, None));
             }
             for r in t.refunds.iter().filter(|r| (from_ms..to_ms).contains(&r.at_ms)) {
-                rows.push(base(true, r.at_ms, r.amount.neg(), Some(r.out_request_no.clone())));
+                rows.push(base(true, r.at_ms, -r.amount, Some(r.out_request_no.clone())));
             }
         }
         rows.sort_by(|a, b| a.finished_ms.cmp(&b.finished_ms).then(a.trade_no.cmp(&b.trade_no)));
