@@ -6,6 +6,7 @@
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod demo;
 pub mod events;
 pub mod gateways;
 pub mod http;

@@ -37,6 +37,11 @@ enum Command {
     },
     /// Load the demo data set into an empty database.
     SeedDemo,
+    /// Check the books: every journal entry sealed and balanced, every paid session allocated
+    /// exactly once, no bill paid twice, the audit chain intact. Exits non-zero on a problem.
+    Verify,
+    /// Re-encrypt every channel secret under the newest master key (key rotation, step 2).
+    RotateSecrets,
 }
 
 fn print_demo_logins(url: &str) {
@@ -83,13 +88,42 @@ async fn main() -> anyhow::Result<()> {
             if cfg.production() && !cfg.allow_demo_in_production {
                 anyhow::bail!("production mode refuses demo data (CLINICPAY_ALLOW_DEMO_IN_PRODUCTION=true overrides)");
             }
-            let services = build_services(&cfg).await?;
-            let today = clinicpay::time::local_date(services.now()).context("clock")?;
-            if services.seed_demo(today).await.map_err(|e| anyhow::anyhow!("{e}"))? {
+            // the sandboxes are needed to register the demo channels' keys
+            let app = Application::build(Config { listen: "127.0.0.1:0".parse()?, ..cfg }).await?;
+            if server::demo::seed(&app.services, app.sandboxes.as_ref()).await? {
                 println!("demo data loaded");
             } else {
                 println!("the database already has patients; nothing loaded");
             }
+            Ok(())
+        }
+        Command::Verify => {
+            let services = build_services(&cfg).await?;
+            let report = services.store.ledger_report().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let audit = services.store.verify_audit_chain().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            println!("audit log: {} entries, chain {}", audit.entries, audit.broken_at.map_or("intact".to_string(), |s| format!("BROKEN at {s}")));
+            let ok = report.unsealed_entries == 0
+                && report.unbalanced_entries == 0
+                && report.misallocated_sessions == 0
+                && report.bills_paid_twice == 0
+                && report.bill_payment_mismatches == 0
+                && report.clearing_matches_receipts
+                && audit.broken_at.is_none();
+            if ok {
+                println!("the books are consistent");
+                Ok(())
+            } else {
+                anyhow::bail!("the books are NOT consistent (see above)")
+            }
+        }
+        Command::RotateSecrets => {
+            let services = build_services(&cfg).await?;
+            let n = services
+                .reencrypt_channels_as(&Actor::system("cli"))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("re-encrypted {n} channel configurations under master key version {}", services.secrets.current_version());
             Ok(())
         }
     }
@@ -100,9 +134,19 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let seed = cfg.seed_demo;
     let app = Application::build(cfg).await?;
     if seed {
-        let today = clinicpay::time::local_date(app.services.now()).context("clock")?;
-        if app.services.seed_demo(today).await.map_err(|e| anyhow::anyhow!("{e}"))? {
+        if server::demo::seed(&app.services, app.sandboxes.as_ref()).await? {
             tracing::info!("seeded the demo data set");
+        }
+    } else if let Some(sb) = app.sandboxes.as_ref() {
+        server::demo::prepare_sandbox_channels(&app.services, sb, false).await?;
+    }
+    if app.cfg.production() && !app.cfg.allow_sandbox_in_production {
+        let sandbox_channels = app.services.store.list_channels().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        if sandbox_channels.iter().any(|c| c.enabled && c.sandbox) {
+            anyhow::bail!(
+                "production mode refuses to start with enabled sandbox channels: disable them, or set \
+                 CLINICPAY_ALLOW_SANDBOX_IN_PRODUCTION=true"
+            );
         }
     }
     let url = app.cfg.public_url();

@@ -3,7 +3,7 @@
 //! dashboard has "today" data whenever the demo is seeded.
 
 use super::auth::{Actor, NewUserInput};
-use super::{ServiceResult, Services};
+use super::{ServiceError, ServiceResult, Services};
 use crate::auth::Role;
 use crate::billing::{price_items, Bill, BillItem, BillNo, BillStatus, Department, ItemCategory, NewBillItem, Patient};
 use crate::ids::{BillId, DepartmentId, PatientId};
@@ -248,7 +248,19 @@ impl Services {
         let data = generate(today, 200);
         self.store.insert_departments(&data.departments).await?;
         self.store.insert_patients(&data.patients).await?;
-        for chunk in data.bills.chunks(250) {
+        // History is paid through the real payment path (seed_demo_history), so bills start unpaid.
+        let unpaid: Vec<(Bill, Vec<BillItem>)> = data
+            .bills
+            .iter()
+            .map(|(b, items)| {
+                let mut b = b.clone();
+                if b.status == BillStatus::Paid {
+                    b.status = BillStatus::Unpaid;
+                }
+                (b, items.clone())
+            })
+            .collect();
+        for chunk in unpaid.chunks(250) {
             self.store.insert_bills(chunk).await?;
         }
         let actor = Actor::system("seed-demo");
@@ -268,6 +280,86 @@ impl Services {
             }
         }
         Ok(true)
+    }
+
+    /// Pays the demo data set's history (bills the generator marked paid) through the same
+    /// store path as real payments: one session per patient and day, each with a payment per
+    /// bill and a balanced journal entry. `channels` are the (provider, channel id) to spread
+    /// the history over. Returns the number of sessions paid.
+    pub async fn seed_demo_history(
+        &self,
+        today: NaiveDate,
+        channels: &[(crate::payments::Provider, String)],
+    ) -> ServiceResult<usize> {
+        use crate::ports::{ApplyResult, CreateOutcome, NewSession, PaymentApplication};
+        if channels.is_empty() {
+            return Ok(0);
+        }
+        let data = generate(today, 200);
+        let mut groups: std::collections::BTreeMap<(String, chrono::NaiveDate), Vec<&Bill>> = Default::default();
+        for (b, _) in &data.bills {
+            if b.status == BillStatus::Paid {
+                let day = crate::time::local_date(b.created_at_ms).unwrap_or(today);
+                groups.entry((b.patient_id.to_string(), day)).or_default().push(b);
+            }
+        }
+        let mut rng = DemoRng::new(0xD3_30_4157);
+        let now = self.now();
+        let mut paid = 0;
+        for (i, ((patient, _), bills)) in groups.into_iter().enumerate() {
+            let (provider, channel) = &channels[i % channels.len()];
+            let last = bills.iter().map(|b| b.created_at_ms).max().unwrap_or(now);
+            let created = (last + 5 * MINUTE_MS).min(now - MINUTE_MS);
+            let session = crate::ids::SessionId::from_u128(rng.id_bits(created)).into_string();
+            let out_trade_no = crate::ids::OutTradeNo::from_u128(rng.id_bits(created)).as_str().to_string();
+            let new = NewSession {
+                id: session.clone(),
+                patient_id: patient,
+                channel_id: channel.clone(),
+                provider: *provider,
+                method: match provider {
+                    crate::payments::Provider::Alipay => crate::payments::PayMethod::AlipayQr,
+                    crate::payments::Provider::WechatPay => crate::payments::PayMethod::WechatNative,
+                    crate::payments::Provider::Bank => crate::payments::PayMethod::BankCard,
+                },
+                out_trade_no: out_trade_no.clone(),
+                bill_ids: bills.iter().map(|b| b.id.to_string()).collect(),
+                expires_at_ms: created + 15 * MINUTE_MS,
+                created_at_ms: created,
+                created_by: "seed-demo".into(),
+                idempotency: None,
+                replaces: None,
+            };
+            let view = match self.store.create_session(&new).await? {
+                Ok(CreateOutcome::Created(v)) => v,
+                Ok(CreateOutcome::Existing(v)) => v,
+                Err(r) => return Err(ServiceError::Internal(anyhow::anyhow!("demo history: {r:?}"))),
+            };
+            let txn = format!("DEMO{:016X}", rng.next_u64());
+            let paid_at = (created + 2 * MINUTE_MS).min(now);
+            let r = self
+                .store
+                .apply_payment(
+                    &PaymentApplication {
+                        event_id: format!("demo:{txn}"),
+                        notification_id: None,
+                        provider: *provider,
+                        channel_id: channel.clone(),
+                        out_trade_no,
+                        provider_txn_id: txn,
+                        amount: view.total,
+                        paid_at_ms: paid_at,
+                        now_ms: paid_at,
+                        late_policy: crate::checkout::LatePaymentPolicy::Hold,
+                    },
+                    self.ids.as_ref(),
+                )
+                .await?;
+            if matches!(r, ApplyResult::Paid { .. }) {
+                paid += 1;
+            }
+        }
+        Ok(paid)
     }
 }
 

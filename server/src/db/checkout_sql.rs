@@ -1177,9 +1177,10 @@ impl CheckoutStore for ThisStore {
                 .await
                 .map_err(map_err)?,
             bill_payment_mismatches: q(
-                "SELECT COUNT(*) FROM bills b WHERE (b.status = 'paid' AND b.paid_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM payments x WHERE x.bill_id = b.id) \
-                    AND EXISTS (SELECT 1 FROM session_bills sb WHERE sb.bill_id = b.id)) \
+                "SELECT COUNT(*) FROM bills b WHERE \
+                 (b.status IN ('paid', 'partially_refunded', 'refunded') AND NOT EXISTS (SELECT 1 FROM payments x WHERE x.bill_id = b.id)) \
                  OR (b.status IN ('unpaid', 'paying', 'void') AND EXISTS (SELECT 1 FROM payments x WHERE x.bill_id = b.id))",
+
             )
             .fetch_one(p)
             .await

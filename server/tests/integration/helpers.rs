@@ -168,6 +168,7 @@ pub async fn spawn_app_with(backend: &'static str, seed: bool, tweak: impl FnOnc
         log_filter: std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()),
         data_dir: std::env::temp_dir().join("clinicpay-tests").join(unique("data")),
         sandbox_time_scale_permille: 1,
+        run_workers: false,
         ..Config::default()
     };
     tweak(&mut cfg);
@@ -179,8 +180,7 @@ pub async fn spawn_app_with(backend: &'static str, seed: bool, tweak: impl FnOnc
     let services = app.services.clone();
     let sandboxes = app.sandboxes.clone();
     if seed {
-        let today = clinicpay::time::local_date(services.now()).unwrap();
-        services.seed_demo(today).await.expect("seed demo");
+        server::demo::seed(&services, sandboxes.as_ref()).await.expect("seed demo");
     }
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async move {

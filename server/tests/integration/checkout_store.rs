@@ -1,0 +1,365 @@
+//! Checkout storage on both backends: sessions over bills, exactly-once application under
+//! concurrency, late and mismatched money, the ledger report.
+
+use crate::helpers::{backends, TestDb};
+use clinicpay::billing::BillStatus;
+use clinicpay::checkout::{EndReason, LatePaymentPolicy};
+use clinicpay::ids::{ChannelId, OutTradeNo, SessionId, TypedId};
+use clinicpay::money::Money;
+use clinicpay::payments::{PayMethod, Provider, SessionStatus};
+use clinicpay::ports::{
+    ApplyResult, AuditInput, ChannelRecord, CreateOutcome, IdGen, NewSession, PaymentApplication, SessionRefusal, Store,
+};
+use clinicpay::services::demo::generate;
+use server::runtime::RandomIds;
+use std::sync::Arc;
+
+fn audit() -> AuditInput {
+    AuditInput {
+        id: format!("aud_{}", rand_suffix()),
+        at_ms: 1,
+        actor_id: None,
+        actor_name: "test".into(),
+        action: "channel_created".into(),
+        target_type: "channel".into(),
+        target_id: "x".into(),
+        detail: "{}".into(),
+        ip: String::new(),
+    }
+}
+
+fn rand_suffix() -> String {
+    clinicpay::ids::encode_u128(RandomIds.next_bits())
+}
+
+struct World {
+    db: TestDb,
+    store: Arc<dyn Store>,
+    channel: String,
+    data: clinicpay::services::demo::DemoData,
+}
+
+async fn world(backend: &str) -> World {
+    let db = TestDb::new(backend).await;
+    let store = db.store();
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+    let data = generate(day, 30);
+    store.insert_departments(&data.departments).await.unwrap();
+    store.insert_patients(&data.patients).await.unwrap();
+    store.insert_bills(&data.bills).await.unwrap();
+    let channel = ChannelId::from_bits(RandomIds.next_bits()).into_string();
+    store
+        .insert_channel(
+            &ChannelRecord {
+                id: channel.clone(),
+                provider: Provider::Alipay,
+                name: "test".into(),
+                account_id: "2021".into(),
+                is_default: true,
+                enabled: true,
+                sandbox: true,
+                settings: "{}".into(),
+                secret_ciphertext: "x".into(),
+                secret_key_version: 1,
+                version: 1,
+                created_at_ms: 1,
+                updated_at_ms: 1,
+            },
+            &audit(),
+        )
+        .await
+        .unwrap();
+    World { db, store, channel, data }
+}
+
+impl World {
+    fn unpaid_of(&self, patient: usize) -> (String, Vec<String>) {
+        let p = &self.data.patients[patient];
+        let bills = self
+            .data
+            .bills
+            .iter()
+            .filter(|(b, _)| b.patient_id == p.id && b.status == BillStatus::Unpaid)
+            .map(|(b, _)| b.id.to_string())
+            .collect();
+        (p.id.to_string(), bills)
+    }
+
+    fn new_session(&self, patient: &str, bills: &[String]) -> NewSession {
+        NewSession {
+            id: SessionId::from_bits(RandomIds.next_bits()).into_string(),
+            patient_id: patient.into(),
+            channel_id: self.channel.clone(),
+            provider: Provider::Alipay,
+            method: PayMethod::AlipayQr,
+            out_trade_no: OutTradeNo::from_bits(RandomIds.next_bits()).as_str().to_string(),
+            bill_ids: bills.to_vec(),
+            expires_at_ms: 10_000_000_000_000,
+            created_at_ms: 1_000,
+            created_by: "usr_test".into(),
+            idempotency: None,
+            replaces: None,
+        }
+    }
+
+    fn payment(&self, out_trade_no: &str, txn: &str, amount: Money) -> PaymentApplication {
+        PaymentApplication {
+            event_id: format!("ev-{txn}"),
+            notification_id: None,
+            provider: Provider::Alipay,
+            channel_id: self.channel.clone(),
+            out_trade_no: out_trade_no.into(),
+            provider_txn_id: txn.into(),
+            amount,
+            paid_at_ms: 2_000,
+            now_ms: 2_000,
+            late_policy: LatePaymentPolicy::AutoRefund,
+        }
+    }
+
+    async fn create(&self, s: &NewSession) -> Result<clinicpay::checkout::SessionView, SessionRefusal> {
+        match self.store.create_session(s).await.unwrap() {
+            Ok(CreateOutcome::Created(v)) | Ok(CreateOutcome::Existing(v)) => Ok(v),
+            Err(r) => Err(r),
+        }
+    }
+
+    async fn assert_books(&self, backend: &str) {
+        let r = self.store.ledger_report().await.unwrap();
+        assert_eq!(r.unsealed_entries, 0, "{backend}: {r:?}");
+        assert_eq!(r.unbalanced_entries, 0, "{backend}: {r:?}");
+        assert_eq!(r.misallocated_sessions, 0, "{backend}: {r:?}");
+        assert_eq!(r.bills_paid_twice, 0, "{backend}: {r:?}");
+        assert_eq!(r.bill_payment_mismatches, 0, "{backend}: {r:?}");
+        assert!(r.clearing_matches_receipts, "{backend}: {r:?}");
+        let sum: i64 = r.balances.iter().map(|(_, f)| f).sum();
+        assert_eq!(sum, 0, "{backend}: the trial balance is zero");
+    }
+}
+
+#[tokio::test]
+async fn sessions_freeze_bills_and_refuse_what_cannot_be_paid() {
+    for backend in backends() {
+        let w = world(backend).await;
+        let (patient, bills) = w.unpaid_of(0);
+        let s = w.new_session(&patient, &bills);
+        let v = w.create(&s).await.unwrap();
+        assert_eq!(v.status, SessionStatus::Pending);
+        assert_eq!(v.bills.len(), bills.len());
+        let sum = Money::sum(v.bills.iter().map(|b| b.amount)).unwrap();
+        assert_eq!(v.total, sum, "{backend}: total is the sum of frozen amounts");
+        assert!(v.bills.iter().all(|b| b.status == BillStatus::Paying));
+
+        // a bill is in at most one active session, and the refusal names that session
+        let again = w.new_session(&patient, &bills[..1]);
+        match w.create(&again).await {
+            Err(SessionRefusal::InActiveSession { session_id, .. }) => assert_eq!(session_id, v.id, "{backend}"),
+            other => panic!("{backend}: {other:?}"),
+        }
+        // bills of another patient, unknown bills, void bills
+        let (other_patient, other_bills) = w.unpaid_of(1);
+        assert!(matches!(
+            w.create(&w.new_session(&patient, &other_bills)).await,
+            Err(SessionRefusal::OtherPatient(_))
+        ));
+        assert!(matches!(
+            w.create(&w.new_session(&other_patient, &["bill_00000000000000000000000000".into()])).await,
+            Err(SessionRefusal::UnknownBill(_))
+        ));
+        let void = w.data.bills.iter().find(|(b, _)| b.status == BillStatus::Void).unwrap();
+        let vp = void.0.patient_id.to_string();
+        assert!(matches!(
+            w.create(&w.new_session(&vp, &[void.0.id.to_string()])).await,
+            Err(SessionRefusal::NotPayable { .. })
+        ));
+        assert!(matches!(w.create(&w.new_session("pat_00000000000000000000000000", &bills)).await, Err(SessionRefusal::UnknownPatient)));
+        // nothing of the refused attempts was written
+        assert_eq!(w.db.scalar_i64("SELECT COUNT(*) FROM checkout_sessions").await, 1);
+
+        // ending releases the bills; ending twice is refused
+        assert!(w.store.end_session(&v.id, EndReason::Cancelled, 5_000, true).await.unwrap().is_ok());
+        assert_eq!(
+            w.store.end_session(&v.id, EndReason::Expired, 6_000, true).await.unwrap(),
+            Err(SessionStatus::Cancelled)
+        );
+        let after = w.store.session(&v.id).await.unwrap().unwrap();
+        assert!(after.bills.iter().all(|b| b.status == BillStatus::Unpaid), "{backend}: bills released");
+        assert!(w.create(&w.new_session(&patient, &bills)).await.is_ok(), "{backend}: payable again");
+    }
+}
+
+#[tokio::test]
+async fn idempotency_keys_return_the_same_session_or_refuse() {
+    for backend in backends() {
+        let w = world(backend).await;
+        let (patient, bills) = w.unpaid_of(2);
+        let mut s = w.new_session(&patient, &bills);
+        s.idempotency = Some(("usr_1".into(), "key-1".into(), "fp-a".into()));
+        let first = w.create(&s).await.unwrap();
+        let mut retry = w.new_session(&patient, &bills);
+        retry.idempotency = Some(("usr_1".into(), "key-1".into(), "fp-a".into()));
+        match w.store.create_session(&retry).await.unwrap() {
+            Ok(CreateOutcome::Existing(v)) => assert_eq!(v.id, first.id, "{backend}"),
+            other => panic!("{backend}: {other:?}"),
+        }
+        let mut misuse = w.new_session(&patient, &bills[..1]);
+        misuse.idempotency = Some(("usr_1".into(), "key-1".into(), "fp-b".into()));
+        assert!(matches!(
+            w.store.create_session(&misuse).await.unwrap(),
+            Err(SessionRefusal::IdempotencyReused { .. })
+        ));
+    }
+}
+
+#[tokio::test]
+async fn concurrent_sessions_for_one_bill_only_one_wins() {
+    for backend in backends() {
+        let w = Arc::new(world(backend).await);
+        let (patient, bills) = w.unpaid_of(3);
+        let mut tasks = Vec::new();
+        for _ in 0..12 {
+            let w = w.clone();
+            let s = w.new_session(&patient, &bills[..1]);
+            tasks.push(tokio::spawn(async move { w.create(&s).await.is_ok() }));
+        }
+        let mut wins = 0;
+        for t in tasks {
+            if t.await.unwrap() {
+                wins += 1;
+            }
+        }
+        assert_eq!(wins, 1, "{backend}: one active session per bill");
+    }
+}
+
+#[tokio::test]
+async fn a_payment_is_applied_exactly_once_under_concurrent_delivery() {
+    for backend in backends() {
+        let w = Arc::new(world(backend).await);
+        let (patient, bills) = w.unpaid_of(4);
+        let v = w.create(&w.new_session(&patient, &bills)).await.unwrap();
+        let p = w.payment(&v.out_trade_no, "TXN-1", v.total);
+        let mut tasks = Vec::new();
+        for i in 0..50 {
+            let w = w.clone();
+            let p = p.clone();
+            tasks.push(tokio::spawn(async move {
+                if i % 2 == 0 {
+                    w.store.apply_payment(&p, &RandomIds).await.unwrap()
+                } else {
+                    w.store.apply_payments(&[p.clone(), p], &RandomIds).await.unwrap().pop().unwrap().unwrap()
+                }
+            }));
+        }
+        let mut paid = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                ApplyResult::Paid { bills: n, .. } => {
+                    paid += 1;
+                    assert_eq!(n, bills.len());
+                }
+                ApplyResult::Duplicate => {}
+                other => panic!("{backend}: {other:?}"),
+            }
+        }
+        assert_eq!(paid, 1, "{backend}: one effect");
+        let after = w.store.session(&v.id).await.unwrap().unwrap();
+        assert_eq!(after.status, SessionStatus::Paid);
+        assert!(after.bills.iter().all(|b| b.status == BillStatus::Paid && b.receipt_no.is_some()));
+        assert_eq!(w.db.scalar_i64(&format!("SELECT COUNT(*) FROM payments WHERE session_id = '{}'", v.id)).await, bills.len() as i64);
+        assert_eq!(w.db.scalar_i64("SELECT COUNT(*) FROM provider_transactions").await, 1);
+        assert_eq!(w.db.scalar_i64("SELECT COUNT(*) FROM outbox WHERE topic = 'payment.succeeded'").await, 1);
+        // the same money through status sync (another event id) is still the same transaction
+        let mut via_sync = p.clone();
+        via_sync.event_id = "query:TXN-1".into();
+        assert_eq!(w.store.apply_payment(&via_sync, &RandomIds).await.unwrap(), ApplyResult::Duplicate);
+        w.assert_books(backend).await;
+        let report = w.store.ledger_report().await.unwrap();
+        let clearing = report.balances.iter().find(|(a, _)| a == "1012.01").unwrap().1;
+        assert_eq!(clearing, v.total.fen(), "{backend}: Alipay clearing holds the money");
+    }
+}
+
+#[tokio::test]
+async fn late_and_mismatched_money_is_kept_and_explained() {
+    for backend in backends() {
+        let w = world(backend).await;
+        // late: the session was cancelled, then the money arrived
+        let (patient, bills) = w.unpaid_of(5);
+        let v = w.create(&w.new_session(&patient, &bills)).await.unwrap();
+        w.store.end_session(&v.id, EndReason::Cancelled, 1_500, true).await.unwrap().unwrap();
+        let r = w.store.apply_payment(&w.payment(&v.out_trade_no, "TXN-LATE", v.total), &RandomIds).await.unwrap();
+        let ApplyResult::LatePayment { refund_queued, .. } = r else { panic!("{backend}: {r:?}") };
+        assert!(refund_queued);
+        let after = w.store.session(&v.id).await.unwrap().unwrap();
+        assert_eq!(after.status, SessionStatus::Cancelled, "{backend}: a cancelled session stays cancelled");
+        assert!(after.bills.iter().all(|b| b.status == BillStatus::Unpaid), "{backend}: no bill paid by late money");
+        let exc = w.store.list_exceptions(true, 10).await.unwrap();
+        assert_eq!(exc.len(), 1);
+        assert_eq!(exc[0].kind, "late_payment");
+        assert_eq!(exc[0].status, "refund_pending");
+        let refunds = w.store.claim_refunds(10_000, 60_000, 10).await.unwrap();
+        assert_eq!(refunds.len(), 1);
+        assert_eq!(refunds[0].amount, v.total);
+        // the refund succeeds: money leaves unallocated receipts, the exception is closed
+        w.store
+            .refund_progress(&refunds[0].id, &clinicpay::ports::RefundProgress::Succeeded { provider_refund_id: None }, 11_000, &RandomIds)
+            .await
+            .unwrap();
+        // a repeated report changes nothing
+        w.store
+            .refund_progress(&refunds[0].id, &clinicpay::ports::RefundProgress::Succeeded { provider_refund_id: None }, 12_000, &RandomIds)
+            .await
+            .unwrap();
+        let exc = w.store.list_exceptions(false, 10).await.unwrap();
+        assert_eq!(exc[0].status, "refunded");
+        let report = w.store.ledger_report().await.unwrap();
+        assert_eq!(report.balances.iter().find(|(a, _)| a == "2241").map(|x| x.1).unwrap_or(0), 0, "{backend}: nothing left unallocated");
+
+        // mismatch: the session stays unpaid, the money is recorded and held
+        let (patient, bills) = w.unpaid_of(6);
+        let v = w.create(&w.new_session(&patient, &bills)).await.unwrap();
+        let wrong = v.total.checked_sub(Money::from_fen(1).unwrap()).unwrap();
+        let r = w.store.apply_payment(&w.payment(&v.out_trade_no, "TXN-WRONG", wrong), &RandomIds).await.unwrap();
+        assert!(matches!(r, ApplyResult::AmountMismatch { .. }), "{backend}: {r:?}");
+        assert_eq!(w.store.session(&v.id).await.unwrap().unwrap().status, SessionStatus::Pending);
+        let held: Vec<_> = w.store.list_exceptions(true, 10).await.unwrap().into_iter().filter(|e| e.kind == "amount_mismatch").collect();
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].status, "held");
+        assert_eq!(held[0].amount, wrong);
+
+        // unknown order: nothing written
+        let before = w.db.scalar_i64("SELECT COUNT(*) FROM provider_transactions").await;
+        let r = w.store.apply_payment(&w.payment("CPNOSUCHORDER", "TXN-X", v.total), &RandomIds).await.unwrap();
+        assert_eq!(r, ApplyResult::UnknownOrder);
+        assert_eq!(w.db.scalar_i64("SELECT COUNT(*) FROM provider_transactions").await, before);
+        w.assert_books(backend).await;
+    }
+}
+
+#[tokio::test]
+async fn workers_claim_under_leases() {
+    for backend in backends() {
+        let w = world(backend).await;
+        let (patient, bills) = w.unpaid_of(7);
+        let mut s = w.new_session(&patient, &bills);
+        s.expires_at_ms = 100_000;
+        let v = w.create(&s).await.unwrap();
+        w.store.set_pay_action(&v.id, "qr", "https://qr.example/x", 1_000).await.unwrap();
+        // due for a status query after 15 s; claimed once per lease
+        assert!(w.store.claim_syncs(10_000, 60_000, 10).await.unwrap().is_empty());
+        assert_eq!(w.store.claim_syncs(20_000, 60_000, 10).await.unwrap().len(), 1);
+        assert!(w.store.claim_syncs(20_001, 60_000, 10).await.unwrap().is_empty(), "{backend}: leased");
+        // expiry ends it and queues the close at the provider
+        assert!(w.store.expire_sessions(50_000, 10).await.unwrap().is_empty());
+        assert_eq!(w.store.expire_sessions(100_001, 10).await.unwrap(), vec![v.id.clone()]);
+        let closes = w.store.claim_closes(100_002, 60_000, 10).await.unwrap();
+        assert_eq!(closes.len(), 1);
+        assert!(w.store.claim_closes(100_003, 60_000, 10).await.unwrap().is_empty(), "{backend}: leased");
+        w.store.mark_closed_at_provider(&v.id).await.unwrap();
+        assert!(w.store.claim_closes(500_000, 60_000, 10).await.unwrap().is_empty());
+        let after = w.store.session(&v.id).await.unwrap().unwrap();
+        assert_eq!(after.status, SessionStatus::Expired);
+        assert!(after.bills.iter().all(|b| b.status == BillStatus::Unpaid));
+    }
+}
