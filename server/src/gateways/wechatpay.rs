@@ -1,1 +1,0 @@
-//! wechatpay client (to be implemented).
