@@ -564,7 +564,7 @@ impl WechatSandbox {
         headers: &HeaderMap,
         body: &[u8],
         force_cert: bool,
-    ) -> Result<Caller, Response> {
+    ) -> Result<Caller, Box<Response>> {
         let sign_error = |issue: &str, url: &str| {
             api_error_detail(
                 401,
@@ -581,21 +581,21 @@ impl WechatSandbox {
         let target = original.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
         let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(parse_authorization);
         let Some(auth) = auth else {
-            return Err(sign_error("authorization header is missing or malformed", &target));
+            return Err(Box::new(sign_error("authorization header is missing or malformed", &target)));
         };
         let mut g = self.lock();
         let Some(m) = g.merchants.get_mut(&auth.mchid) else {
-            return Err(api_error(400, "MCH_NOT_EXISTS", "商户号不存在"));
+            return Err(Box::new(api_error(400, "MCH_NOT_EXISTS", "商户号不存在")));
         };
         if cert::normalize_serial(&auth.serial_no) != cert::normalize_serial(&m.serial_no) {
-            return Err(sign_error("serial_no does not match the merchant certificate", &target));
+            return Err(Box::new(sign_error("serial_no does not match the merchant certificate", &target)));
         }
         let ts: i64 = match auth.timestamp.parse() {
             Ok(t) => t,
-            Err(_) => return Err(sign_error("timestamp is not a number", &target)),
+            Err(_) => return Err(Box::new(sign_error("timestamp is not a number", &target))),
         };
         if (i128::from(now_ms().div_euclid(1000)) - i128::from(ts)).abs() >= i128::from(MAX_SKEW_SECS) {
-            return Err(sign_error("timestamp expired", &target));
+            return Err(Box::new(sign_error("timestamp expired", &target)));
         }
         let mut candidates = vec![target.clone()];
         if let Some(rest) = target.strip_prefix(MOUNT) {
@@ -608,7 +608,7 @@ impl WechatSandbox {
             )
         });
         if !ok {
-            return Err(sign_error("sign not match", &target));
+            return Err(Box::new(sign_error("sign not match", &target)));
         }
         let asked = headers.get("wechatpay-serial").and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or("");
         if asked.starts_with("PUB_KEY_ID_") {
@@ -723,9 +723,10 @@ impl WechatSandbox {
         let seq = g.next();
         let token = crypto::random_alnum(24);
         let prepay_id = format!(
-            "wx{}{}",
+            "wx{}{}{}",
             clinicpay::time::to_beijing(now).map(|t| t.format("%Y%m%d%H%M%S").to_string()).unwrap_or_default(),
-            format!("{}{}", digits(seq, 8), crypto::random_alnum(12).to_ascii_lowercase())
+            digits(seq, 8),
+            crypto::random_alnum(12).to_ascii_lowercase()
         );
         let page = self.page_url(&token);
         let answer = match trade_type {
@@ -1237,7 +1238,7 @@ async fn v3(
     let force_cert = segs.as_slice() == ["v3", "certificates"];
     let c = match s.authenticate(&method, &original, &headers, &body, force_cert) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match segs.as_slice() {
         ["v3", "pay", "transactions", "out-trade-no", no] => s.query(&c, QueryBy::OutTradeNo(no.to_string()), &query),
@@ -1331,17 +1332,18 @@ async fn control_cancel(State(s): State<Arc<WechatSandbox>>, Path(no): Path<Stri
     }
 }
 
-fn fault_spec(body: &[u8]) -> Result<FaultSpec, Response> {
+fn fault_spec(body: &[u8]) -> Result<FaultSpec, Box<Response>> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(FaultSpec::default());
     }
-    serde_json::from_slice(body).map_err(|e| control_error(StatusCode::BAD_REQUEST, format!("fault spec: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| Box::new(control_error(StatusCode::BAD_REQUEST, format!("fault spec: {e}"))))
 }
 
 async fn control_faults(State(s): State<Arc<WechatSandbox>>, Path(no): Path<String>, body: Bytes) -> Response {
     let spec = match fault_spec(&body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match s.set_faults(&no, spec.clone()) {
         Ok(()) => axum::Json(json!({ "out_trade_no": no, "faults": spec })).into_response(),
@@ -1355,7 +1357,7 @@ async fn control_defaults(State(s): State<Arc<WechatSandbox>>, body: Bytes) -> R
             s.set_default_faults(spec.clone());
             axum::Json(json!({ "defaults": spec })).into_response()
         }
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
