@@ -719,7 +719,8 @@ impl Gateway for WechatClient {
                 let total = amount
                     .total
                     .and_then(fen_to_money)
-                    .ok_or_else(|| Rejection::Malformed("amount.total is missing or out of range".into()))?;
+                    .filter(|m| m.is_positive())
+                    .ok_or_else(|| Rejection::Malformed("amount.total is missing or not positive".into()))?;
                 Ok(event(EventKind::PaymentSucceeded {
                     out_trade_no,
                     provider_txn_id: txn,
@@ -744,7 +745,8 @@ impl Gateway for WechatClient {
                         .amount
                         .refund
                         .and_then(fen_to_money)
-                        .ok_or_else(|| Rejection::Malformed("amount.refund is missing or out of range".into()))?;
+                        .filter(|m| m.is_positive())
+                        .ok_or_else(|| Rejection::Malformed("amount.refund is missing or not positive".into()))?;
                     Ok(event(EventKind::RefundSucceeded {
                         out_trade_no: r.out_trade_no,
                         out_refund_no: r.out_refund_no,

@@ -340,6 +340,16 @@ fn refund_and_other_notifications() {
         c.verify_notification(&signed_notification("REFUND.SUCCESS", &foreign, now), now * 1000),
         Err(Rejection::UnknownAccount("999".into()))
     );
+    let negative = plain.replace(r#""refund":100"#, r#""refund":-100"#);
+    assert!(matches!(
+        c.verify_notification(&signed_notification("REFUND.SUCCESS", &negative, now), now * 1000),
+        Err(Rejection::Malformed(_))
+    ));
+    let zero = W4_PLAINTEXT.replace(r#""total":8888"#, r#""total":0"#);
+    assert!(matches!(
+        c.verify_notification(&signed_notification("TRANSACTION.SUCCESS", &zero, now), now * 1000),
+        Err(Rejection::Malformed(_))
+    ));
     // a payment in another currency
     let usd = W4_PLAINTEXT.replace(r#""currency":"CNY""#, r#""currency":"USD""#);
     assert_eq!(
