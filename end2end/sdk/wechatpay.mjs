@@ -5,7 +5,7 @@
 // Usage: node end2end/sdk/wechatpay.mjs http://127.0.0.1:PORT
 // Exits non-zero with a message on any failure.
 
-import Wechatpay from 'wechatpay-axios-plugin';
+import Wechatpay, { Aes, Formatter, Rsa } from 'wechatpay-axios-plugin';
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 
 const base = (process.argv[2] || '').replace(/\/+$/, '');
@@ -87,6 +87,25 @@ async function main() {
   check(q2.data.trade_state === 'SUCCESS', `after paying: ${q2.data.trade_state}`);
   check(q2.data.amount.total === 1234, `amount ${JSON.stringify(q2.data.amount)}`);
   check(/^\d{28}$/.test(q2.data.transaction_id), `transaction_id ${q2.data.transaction_id}`);
+
+  // the TRANSACTION.SUCCESS notification, checked with the SDK's own helpers
+  const nresp = await fetch(`${sandbox}/control/trades/${outTradeNo}/notification`);
+  if (!nresp.ok) throw new Error(`notification: HTTP ${nresp.status} ${await nresp.text()}`);
+  const notification = await nresp.json();
+  const h = Object.fromEntries(Object.entries(notification.headers).map(([k, v]) => [k.toLowerCase(), v]));
+  check(h['wechatpay-serial'] === publicKeyId, `notification serial ${h['wechatpay-serial']}`);
+  check(Math.abs(Formatter.timestamp() - Number(h['wechatpay-timestamp'])) <= 300, 'notification timestamp');
+  check(Rsa.verify(
+    Formatter.response(h['wechatpay-timestamp'], h['wechatpay-nonce'], notification.body),
+    h['wechatpay-signature'],
+    Rsa.from(platformPublicKey, Rsa.KEY_TYPE_PUBLIC),
+  ), 'the notification signature verifies');
+  const envelope = JSON.parse(notification.body);
+  check(envelope.event_type === 'TRANSACTION.SUCCESS', `event ${envelope.event_type}`);
+  const { resource } = envelope;
+  const plain = JSON.parse(Aes.AesGcm.decrypt(resource.ciphertext, apiv3Key, resource.nonce, resource.associated_data));
+  check(plain.out_trade_no === outTradeNo && plain.trade_state === 'SUCCESS', `notification resource ${JSON.stringify(plain)}`);
+  check(plain.transaction_id === q2.data.transaction_id && plain.amount.total === 1234, 'notification amounts');
 
   const byId = await wxpay.v3.pay.transactions.id.$transaction_id$.get({
     params: { mchid },

@@ -12,7 +12,8 @@
 //!   `/v3/certificates`, `/v3/bill/tradebill`, `/v3/billdownload/file`
 //! - `GET pay/{token}` (payer page; `code_url` points here — the real one is a `weixin://` link),
 //!   `POST pay/{token}/confirm`, `POST pay/{token}/cancel`
-//! - `control/...` — the test-control API shared by all sandboxes.
+//! - `control/...` — the test-control API shared by all sandboxes, plus
+//!   `GET control/trades/{no}/notification` (the signed success notification, for SDK tests).
 
 use super::courier::{wechat_schedule, Delivery, FaultSpec};
 use super::page::{self, PayerPage};
@@ -1368,6 +1369,19 @@ async fn control_trade(State(s): State<Arc<WechatSandbox>>, Path(no): Path<Strin
     }
 }
 
+/// The signed `TRANSACTION.SUCCESS` notification of a paid trade, for SDK tests that verify
+/// notifications themselves: `{headers: {name: value}, body}`.
+async fn control_notification(State(s): State<Arc<WechatSandbox>>, Path(no): Path<String>) -> Response {
+    match s.signed_success_notification(&no) {
+        Ok((headers, body)) => {
+            let headers: serde_json::Map<String, serde_json::Value> =
+                headers.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
+            axum::Json(json!({ "headers": headers, "body": String::from_utf8_lossy(&body) })).into_response()
+        }
+        Err(e) => control_error(StatusCode::NOT_FOUND, format!("{e:#}")),
+    }
+}
+
 pub fn router(s: Arc<WechatSandbox>) -> axum::Router {
     axum::Router::new()
         .route("/merchants", post(register))
@@ -1380,6 +1394,7 @@ pub fn router(s: Arc<WechatSandbox>) -> axum::Router {
         .route("/control/trades/{no}/scan", post(control_scan))
         .route("/control/trades/{no}/cancel", post(control_cancel))
         .route("/control/trades/{no}/faults", post(control_faults))
+        .route("/control/trades/{no}/notification", get(control_notification))
         .route("/control/defaults", post(control_defaults))
         .with_state(s)
 }

@@ -547,3 +547,31 @@ async fn sdk_wechatpay_node() {
     assert!(out.status.success(), "the SDK script failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("wechatpay sdk ok"), "{stdout}");
 }
+
+/// Optional: PyPI `wechatpayv3` against the sandbox. Runs when the interpreter named by
+/// `CLINICPAY_PYTHON` (default `python3`) can import `wechatpayv3`; required when
+/// `CLINICPAY_REQUIRE_PY_SDK=1`.
+#[tokio::test]
+async fn sdk_wechatpay_python() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = std::env::var("CLINICPAY_PYTHON").unwrap_or_else(|_| "python3".into());
+    let probe = tokio::process::Command::new(&python).args(["-c", "import wechatpayv3"]).output().await;
+    if !probe.is_ok_and(|o| o.status.success()) {
+        if std::env::var("CLINICPAY_REQUIRE_PY_SDK").as_deref() == Ok("1") {
+            panic!("CLINICPAY_REQUIRE_PY_SDK=1 but {python} cannot import wechatpayv3");
+        }
+        eprintln!("note: {python} has no wechatpayv3 (pip install wechatpayv3); the Python SDK test is skipped");
+        return;
+    }
+    let app = spawn_app("sqlite", false).await;
+    let out = tokio::process::Command::new(&python)
+        .arg(root.join("end2end/sdk/wechatpay.py"))
+        .arg(&app.base)
+        .output()
+        .await
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the Python SDK script failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("wechatpay python sdk ok"), "{stdout}");
+}
