@@ -1,6 +1,8 @@
 //! ClinicPay integration tests: one binary, real databases, real HTTP.
 
+mod checkout_store;
 mod gw_alipay;
+mod gw_wechatpay;
 mod helpers;
 mod http_app;
 mod store_contract;
