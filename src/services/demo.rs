@@ -128,7 +128,7 @@ pub struct DemoData {
 
 /// Builds the data set for a reference date ("today" in hospital time).
 pub fn generate(today: NaiveDate, patients_n: usize) -> DemoData {
-    let mut rng = DemoRng::new(0xC11_41C_9A4);
+    let mut rng = DemoRng::new(0xC_1141_C9A4);
     let today_start = day_start(today);
     let epoch = today_start - 400 * 24 * HOUR_MS;
 
@@ -303,7 +303,7 @@ impl Services {
                 groups.entry((b.patient_id.to_string(), day)).or_default().push(b);
             }
         }
-        let mut rng = DemoRng::new(0xD3_30_4157);
+        let mut rng = DemoRng::new(0xD330_4157);
         let now = self.now();
         let mut paid = 0;
         for (i, ((patient, _), bills)) in groups.into_iter().enumerate() {

@@ -518,7 +518,7 @@ pub fn bill_statement_lines(bill: &Bill) -> anyhow::Result<Vec<StatementLine>> {
                     out_trade_no: cell(c_out)?.to_string(),
                     provider_txn_id: cell(c_txn)?.to_string(),
                     kind: "refund".into(),
-                    amount: amount.abs().neg(),
+                    amount: -amount.abs(),
                     fee,
                     out_refund_no: opt_cell(c_refund_no).map(str::to_string),
                     occurred_at: cell(c_time)?.to_string(),
