@@ -155,7 +155,6 @@ impl Money {
         Money::from_fen(fen).map_err(|_| MoneyError::Overflow)
     }
 
-
     pub fn abs(self) -> Money {
         Money(self.0.abs())
     }

@@ -42,9 +42,10 @@ pub async fn seed(services: &Services, sandboxes: Option<&Sandboxes>) -> anyhow:
 }
 
 fn open(services: &Services, c: &ChannelRecord) -> anyhow::Result<ChannelSecrets> {
-    let plain = services
-        .secrets
-        .open(c.id.as_bytes(), &Sealed { key_version: c.secret_key_version, ciphertext: c.secret_ciphertext.clone() })?;
+    let plain = services.secrets.open(
+        c.id.as_bytes(),
+        &Sealed { key_version: c.secret_key_version, ciphertext: c.secret_ciphertext.clone() },
+    )?;
     Ok(serde_json::from_slice(&plain)?)
 }
 
@@ -181,9 +182,15 @@ async fn reregister(services: &Services, sb: &Sandboxes, c: &ChannelRecord, base
             serde_json::to_string(&s)?
         }
     };
-    let same = serde_json::from_str::<serde_json::Value>(&new_settings)? == serde_json::from_str::<serde_json::Value>(&c.settings)?;
+    let same = serde_json::from_str::<serde_json::Value>(&new_settings)?
+        == serde_json::from_str::<serde_json::Value>(&c.settings)?;
     if !same {
-        let rec = ChannelRecord { settings: new_settings, version: c.version + 1, updated_at_ms: services.now(), ..c.clone() };
+        let rec = ChannelRecord {
+            settings: new_settings,
+            version: c.version + 1,
+            updated_at_ms: services.now(),
+            ..c.clone()
+        };
         let audit = services.audit_input(
             &Actor::system("sandbox"),
             "sandbox_channel_refreshed",

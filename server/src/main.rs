@@ -102,7 +102,11 @@ async fn main() -> anyhow::Result<()> {
             let report = services.store.ledger_report().await.map_err(|e| anyhow::anyhow!("{e}"))?;
             let audit = services.store.verify_audit_chain().await.map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", serde_json::to_string_pretty(&report)?);
-            println!("audit log: {} entries, chain {}", audit.entries, audit.broken_at.map_or("intact".to_string(), |s| format!("BROKEN at {s}")));
+            println!(
+                "audit log: {} entries, chain {}",
+                audit.entries,
+                audit.broken_at.map_or("intact".to_string(), |s| format!("BROKEN at {s}"))
+            );
             let ok = report.unsealed_entries == 0
                 && report.unbalanced_entries == 0
                 && report.misallocated_sessions == 0
@@ -119,11 +123,11 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::RotateSecrets => {
             let services = build_services(&cfg).await?;
-            let n = services
-                .reencrypt_channels_as(&Actor::system("cli"))
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("re-encrypted {n} channel configurations under master key version {}", services.secrets.current_version());
+            let n = services.reencrypt_channels_as(&Actor::system("cli")).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "re-encrypted {n} channel configurations under master key version {}",
+                services.secrets.current_version()
+            );
             Ok(())
         }
     }

@@ -96,7 +96,8 @@ async fn load_session(c: &mut Conn, where_sql: &str, key: &str) -> StoreResult<O
         .collect::<StoreResult<Vec<_>>>()?;
     Ok(Some(SessionView {
         provider: provider_of(&r.provider)?,
-        method: PayMethod::parse(&r.method).ok_or_else(|| StoreError::Internal(anyhow!("stored method {:?}", r.method)))?,
+        method: PayMethod::parse(&r.method)
+            .ok_or_else(|| StoreError::Internal(anyhow!("stored method {:?}", r.method)))?,
         status: session_status(&r.status)?,
         total: money(r.total_fen)?,
         paid_amount: r.paid_fen.map(money).transpose()?,
@@ -198,15 +199,17 @@ async fn post_entry(
     .await
     .map_err(map_err)?;
     for (i, p) in postings.lines().iter().enumerate() {
-        sqlx::query("INSERT INTO postings (entry_id, line_no, account_code, amount_fen, bill_id) VALUES ($1, $2, $3, $4, $5)")
-            .bind(id)
-            .bind(i as i32 + 1)
-            .bind(p.account.code())
-            .bind(p.amount.fen())
-            .bind(&p.bill_id)
-            .execute(&mut *c)
-            .await
-            .map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO postings (entry_id, line_no, account_code, amount_fen, bill_id) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(i as i32 + 1)
+        .bind(p.account.code())
+        .bind(p.amount.fen())
+        .bind(&p.bill_id)
+        .execute(&mut *c)
+        .await
+        .map_err(map_err)?;
     }
     sqlx::query("UPDATE journal_entries SET sealed = TRUE WHERE id = $1")
         .bind(id)
@@ -216,7 +219,14 @@ async fn post_entry(
     Ok(())
 }
 
-async fn outbox(c: &mut Conn, ids: &dyn IdGen, topic: &str, aggregate: &str, payload: &serde_json::Value, now_ms: Millis) -> StoreResult<()> {
+async fn outbox(
+    c: &mut Conn,
+    ids: &dyn IdGen,
+    topic: &str,
+    aggregate: &str,
+    payload: &serde_json::Value,
+    now_ms: Millis,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO outbox (id, topic, aggregate_id, payload, status, created_at) VALUES ($1, $2, $3, $4, 'pending', $5)",
     )
@@ -248,7 +258,12 @@ async fn record_event(c: &mut Conn, p: &PaymentApplication, outcome: &str) -> St
 }
 
 /// Records, in the same transaction as the effect, what became of the notification.
-async fn finish_notification_conn(c: &mut Conn, p: &PaymentApplication, status: &str, reason: Option<&str>) -> StoreResult<()> {
+async fn finish_notification_conn(
+    c: &mut Conn,
+    p: &PaymentApplication,
+    status: &str,
+    reason: Option<&str>,
+) -> StoreResult<()> {
     let Some(nid) = p.notification_id.as_deref().filter(|n| !n.is_empty()) else { return Ok(()) };
     sqlx::query(
         "UPDATE notifications SET status = $1, reason = $2, channel_id = $3, event_id = $4, out_trade_no = $5, processed_at = $6 \
@@ -329,8 +344,19 @@ async fn book_unallocated(
     .await
     .map_err(map_err)?;
     if auto_refund {
-        queue_refund(c, ids, &p.channel_id, p.provider, &p.out_trade_no, p.amount.fen(), p.amount.fen(), kind, exc.as_str(), p.now_ms)
-            .await?;
+        queue_refund(
+            c,
+            ids,
+            &p.channel_id,
+            p.provider,
+            &p.out_trade_no,
+            p.amount.fen(),
+            p.amount.fen(),
+            kind,
+            exc.as_str(),
+            p.now_ms,
+        )
+        .await?;
     }
     outbox(
         c,
@@ -399,13 +425,14 @@ async fn apply_payment_conn(c: &mut Conn, p: &PaymentApplication, ids: &dyn IdGe
         return Ok(ApplyResult::UnknownOrder);
     }
     // A provider transaction is booked once, whatever path it came by.
-    let booked: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM provider_transactions WHERE provider = $1 AND provider_txn_id = $2")
-            .bind(p.provider.as_str())
-            .bind(&p.provider_txn_id)
-            .fetch_optional(&mut *c)
-            .await
-            .map_err(map_err)?;
+    let booked: Option<i64> = sqlx::query_scalar(
+        "SELECT CAST(1 AS BIGINT) FROM provider_transactions WHERE provider = $1 AND provider_txn_id = $2",
+    )
+    .bind(p.provider.as_str())
+    .bind(&p.provider_txn_id)
+    .fetch_optional(&mut *c)
+    .await
+    .map_err(map_err)?;
     if booked.is_some() {
         record_event(c, p, "duplicate").await?;
         finish_notification_conn(c, p, "duplicate", None).await?;
@@ -433,7 +460,8 @@ async fn apply_payment_conn(c: &mut Conn, p: &PaymentApplication, ids: &dyn IdGe
             p.amount.display(),
             money(total_fen)?.display()
         );
-        let (exception_id, _) = book_unallocated(c, p, ids, &session_id, "amount_mismatch", total_fen, &detail, false).await?;
+        let (exception_id, _) =
+            book_unallocated(c, p, ids, &session_id, "amount_mismatch", total_fen, &detail, false).await?;
         finish_notification_conn(c, p, "applied", Some("amount_mismatch: recorded as an exception")).await?;
         return Ok(ApplyResult::AmountMismatch { session_id, exception_id });
     }
@@ -454,21 +482,29 @@ async fn apply_payment_conn(c: &mut Conn, p: &PaymentApplication, ids: &dyn IdGe
     if n != 1 {
         return Err(StoreError::Internal(anyhow!("session {session_id} changed under its lock")));
     }
-    let bills = sqlx::query("SELECT bill_id, amount_fen FROM session_bills WHERE session_id = $1 AND active = TRUE ORDER BY bill_id")
-        .bind(&session_id)
-        .fetch_all(&mut *c)
-        .await
-        .map_err(map_err)?;
+    let bills = sqlx::query(
+        "SELECT bill_id, amount_fen FROM session_bills WHERE session_id = $1 AND active = TRUE ORDER BY bill_id",
+    )
+    .bind(&session_id)
+    .fetch_all(&mut *c)
+    .await
+    .map_err(map_err)?;
     let mut allocations = Vec::with_capacity(bills.len());
     for b in &bills {
-        allocations.push((b.try_get::<String, _>("bill_id").map_err(map_err)?, money(b.try_get("amount_fen").map_err(map_err)?)?));
+        allocations.push((
+            b.try_get::<String, _>("bill_id").map_err(map_err)?,
+            money(b.try_get("amount_fen").map_err(map_err)?)?,
+        ));
     }
     let allocated = Money::sum(allocations.iter().map(|a| a.1)).map_err(|e| StoreError::Internal(e.into()))?;
     if allocated.fen() != total_fen || allocations.is_empty() {
-        return Err(StoreError::Internal(anyhow!("session {session_id}: bills add up to {allocated}, not the session total")));
+        return Err(StoreError::Internal(anyhow!(
+            "session {session_id}: bills add up to {allocated}, not the session total"
+        )));
     }
     let entry: JournalEntryId = new_id(ids);
-    let postings = clinicpay::ledger::Postings::payment(p.provider, &allocations).map_err(|e| StoreError::Internal(anyhow!("{e}")))?;
+    let postings = clinicpay::ledger::Postings::payment(p.provider, &allocations)
+        .map_err(|e| StoreError::Internal(anyhow!("{e}")))?;
     post_entry(
         c,
         entry.as_str(),
@@ -502,14 +538,16 @@ async fn apply_payment_conn(c: &mut Conn, p: &PaymentApplication, ids: &dyn IdGe
         .execute(&mut *c)
         .await
         .map_err(map_err)?;
-        let n = sqlx::query("UPDATE bills SET status = 'paid', paid_at = $1, updated_at = $2 WHERE id = $3 AND status = 'paying'")
-            .bind(p.paid_at_ms)
-            .bind(p.now_ms)
-            .bind(bill_id)
-            .execute(&mut *c)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
+        let n = sqlx::query(
+            "UPDATE bills SET status = 'paid', paid_at = $1, updated_at = $2 WHERE id = $3 AND status = 'paying'",
+        )
+        .bind(p.paid_at_ms)
+        .bind(p.now_ms)
+        .bind(bill_id)
+        .execute(&mut *c)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
         if n != 1 {
             return Err(StoreError::Internal(anyhow!("bill {bill_id} was not paying under session {session_id}")));
         }
@@ -596,11 +634,13 @@ impl CheckoutStore for ThisStore {
             }
         }
         if let Some(old) = &s.replaces {
-            if let Err(status) = end_session_conn(tx.c(), old, EndReason::Refreshed, s.created_at_ms, true, Some(&s.id)).await? {
+            if let Err(status) =
+                end_session_conn(tx.c(), old, EndReason::Refreshed, s.created_at_ms, true, Some(&s.id)).await?
+            {
                 return Ok(Err(SessionRefusal::ReplacedNotPending { status }));
             }
         }
-        let patient: Option<i64> = sqlx::query_scalar("SELECT 1 FROM patients WHERE id = $1")
+        let patient: Option<i64> = sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM patients WHERE id = $1")
             .bind(&s.patient_id)
             .fetch_optional(tx.c())
             .await
@@ -610,11 +650,12 @@ impl CheckoutStore for ThisStore {
         }
         let mut amounts = Vec::with_capacity(s.bill_ids.len());
         for bill_id in &s.bill_ids {
-            let row = sqlx::query(&format!("SELECT patient_id, status, total_fen FROM bills WHERE id = $1{FOR_UPDATE}"))
-                .bind(bill_id)
-                .fetch_optional(tx.c())
-                .await
-                .map_err(map_err)?;
+            let row =
+                sqlx::query(&format!("SELECT patient_id, status, total_fen FROM bills WHERE id = $1{FOR_UPDATE}"))
+                    .bind(bill_id)
+                    .fetch_optional(tx.c())
+                    .await
+                    .map_err(map_err)?;
             let Some(row) = row else { return Ok(Err(SessionRefusal::UnknownBill(bill_id.clone()))) };
             let patient_id: String = row.try_get("patient_id").map_err(map_err)?;
             let status: String = row.try_get("status").map_err(map_err)?;
@@ -658,25 +699,30 @@ impl CheckoutStore for ThisStore {
         .await
         .map_err(map_err)?;
         for (bill_id, amount) in s.bill_ids.iter().zip(&amounts) {
-            let r = sqlx::query("INSERT INTO session_bills (session_id, bill_id, amount_fen, active) VALUES ($1, $2, $3, TRUE)")
-                .bind(&s.id)
-                .bind(bill_id)
-                .bind(amount)
-                .execute(tx.c())
-                .await;
+            let r = sqlx::query(
+                "INSERT INTO session_bills (session_id, bill_id, amount_fen, active) VALUES ($1, $2, $3, TRUE)",
+            )
+            .bind(&s.id)
+            .bind(bill_id)
+            .bind(amount)
+            .execute(tx.c())
+            .await;
             if let Err(e) = r {
                 return match map_err(e) {
-                    StoreError::Conflict(_) => Ok(Err(SessionRefusal::InActiveSession { bill_id: bill_id.clone(), session_id: String::new() })),
+                    StoreError::Conflict(_) => {
+                        Ok(Err(SessionRefusal::InActiveSession { bill_id: bill_id.clone(), session_id: String::new() }))
+                    }
                     other => Err(other),
                 };
             }
-            let n = sqlx::query("UPDATE bills SET status = 'paying', updated_at = $1 WHERE id = $2 AND status = 'unpaid'")
-                .bind(s.created_at_ms)
-                .bind(bill_id)
-                .execute(tx.c())
-                .await
-                .map_err(map_err)?
-                .rows_affected();
+            let n =
+                sqlx::query("UPDATE bills SET status = 'paying', updated_at = $1 WHERE id = $2 AND status = 'unpaid'")
+                    .bind(s.created_at_ms)
+                    .bind(bill_id)
+                    .execute(tx.c())
+                    .await
+                    .map_err(map_err)?
+                    .rows_affected();
             if n != 1 {
                 return Ok(Err(SessionRefusal::NotPayable { bill_id: bill_id.clone(), status: "changed".into() }));
             }
@@ -767,7 +813,11 @@ impl CheckoutStore for ThisStore {
         Ok(r)
     }
 
-    async fn apply_payments(&self, ps: &[PaymentApplication], ids: &dyn IdGen) -> StoreResult<Vec<StoreResult<ApplyResult>>> {
+    async fn apply_payments(
+        &self,
+        ps: &[PaymentApplication],
+        ids: &dyn IdGen,
+    ) -> StoreResult<Vec<StoreResult<ApplyResult>>> {
         use sqlx::Acquire;
         let mut tx = self.write_tx().await.map_err(map_err)?;
         let mut results = Vec::with_capacity(ps.len());
@@ -917,7 +967,13 @@ impl CheckoutStore for ThisStore {
         Ok(out)
     }
 
-    async fn refund_progress(&self, refund_id: &str, progress: &RefundProgress, now_ms: Millis, ids: &dyn IdGen) -> StoreResult<()> {
+    async fn refund_progress(
+        &self,
+        refund_id: &str,
+        progress: &RefundProgress,
+        now_ms: Millis,
+        ids: &dyn IdGen,
+    ) -> StoreResult<()> {
         let mut tx = self.write_tx().await.map_err(map_err)?;
         let row = sqlx::query(&format!(
             "SELECT provider, out_trade_no, amount_fen, exception_id, status FROM provider_refunds WHERE id = $1{FOR_UPDATE}"
@@ -939,8 +995,18 @@ impl CheckoutStore for ThisStore {
                 let entry: JournalEntryId = new_id(ids);
                 let postings = clinicpay::ledger::Postings::unallocated_refund(provider, amount)
                     .map_err(|e| StoreError::Internal(anyhow!("{e}")))?;
-                post_entry(tx.c(), entry.as_str(), clinicpay::ledger::EntryKind::UnallocatedRefund, now_ms, "refund", refund_id, "refund of unallocated money", &postings, now_ms)
-                    .await?;
+                post_entry(
+                    tx.c(),
+                    entry.as_str(),
+                    clinicpay::ledger::EntryKind::UnallocatedRefund,
+                    now_ms,
+                    "refund",
+                    refund_id,
+                    "refund of unallocated money",
+                    &postings,
+                    now_ms,
+                )
+                .await?;
                 sqlx::query(
                     "UPDATE provider_refunds SET status = 'succeeded', provider_refund_id = $1, journal_entry_id = $2, attempts = attempts + 1, \
                      lease_until = 0, updated_at = $3 WHERE id = $4",
@@ -1047,12 +1113,14 @@ impl CheckoutStore for ThisStore {
     async fn mark_published(&self, ids_done: &[String], now_ms: Millis) -> StoreResult<()> {
         let mut tx = self.write_tx().await.map_err(map_err)?;
         for id in ids_done {
-            sqlx::query("UPDATE outbox SET status = 'published', published_at = $1 WHERE id = $2 AND status = 'pending'")
-                .bind(now_ms)
-                .bind(id)
-                .execute(tx.c())
-                .await
-                .map_err(map_err)?;
+            sqlx::query(
+                "UPDATE outbox SET status = 'published', published_at = $1 WHERE id = $2 AND status = 'pending'",
+            )
+            .bind(now_ms)
+            .bind(id)
+            .execute(tx.c())
+            .await
+            .map_err(map_err)?;
         }
         tx.commit().await.map_err(map_err)
     }
@@ -1130,7 +1198,19 @@ impl CheckoutStore for ThisStore {
             let channel: Option<String> = row.try_get("channel_id").map_err(map_err)?;
             let trade: String = row.try_get("out_trade_no").map_err(map_err)?;
             let amount: i64 = row.try_get("amount_fen").map_err(map_err)?;
-            queue_refund(tx.c(), ids, &channel.unwrap_or_default(), provider, &trade, amount, amount, note, exception_id, now_ms).await?;
+            queue_refund(
+                tx.c(),
+                ids,
+                &channel.unwrap_or_default(),
+                provider,
+                &trade,
+                amount,
+                amount,
+                note,
+                exception_id,
+                now_ms,
+            )
+            .await?;
         }
         Self::append_audit_tx(&mut tx, audit).await?;
         tx.commit().await.map_err(map_err)?;
@@ -1150,11 +1230,15 @@ impl CheckoutStore for ThisStore {
         .map(|r| Ok((r.try_get::<String, _>("account_code").map_err(map_err)?, r.try_get::<i64, _>("fen").map_err(map_err)?)))
         .collect::<StoreResult<Vec<_>>>()?;
         let clearing: i64 = balances.iter().filter(|(a, _)| a.starts_with("1012")).map(|(_, f)| f).sum();
-        let received = q("SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM provider_transactions").fetch_one(p).await.map_err(map_err)?;
-        let refunded = q("SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM provider_refunds WHERE status = 'succeeded'")
+        let received = q("SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM provider_transactions")
             .fetch_one(p)
             .await
             .map_err(map_err)?;
+        let refunded =
+            q("SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM provider_refunds WHERE status = 'succeeded'")
+                .fetch_one(p)
+                .await
+                .map_err(map_err)?;
         Ok(LedgerReport {
             journal_entries: q("SELECT COUNT(*) FROM journal_entries").fetch_one(p).await.map_err(map_err)?,
             unsealed_entries: q("SELECT COUNT(*) FROM journal_entries WHERE sealed = FALSE").fetch_one(p).await.map_err(map_err)?,

@@ -823,7 +823,11 @@ impl Store for ThisStore {
         self.insert_api_token_impl(t, audit).await
     }
 
-    async fn api_token_by_hash(&self, token_hash: &str, now_ms: Millis) -> StoreResult<Option<clinicpay::ports::ApiTokenRecord>> {
+    async fn api_token_by_hash(
+        &self,
+        token_hash: &str,
+        now_ms: Millis,
+    ) -> StoreResult<Option<clinicpay::ports::ApiTokenRecord>> {
         self.api_token_by_hash_impl(token_hash, now_ms).await
     }
 
@@ -907,7 +911,8 @@ struct ChannelRow {
     updated_at: i64,
 }
 
-const CHANNEL_COLS: &str = "id, provider, name, account_id, is_default, enabled, sandbox, settings, secret_ciphertext, \
+const CHANNEL_COLS: &str =
+    "id, provider, name, account_id, is_default, enabled, sandbox, settings, secret_ciphertext, \
      secret_key_version, version, created_at, updated_at";
 
 fn provider_of(s: &str) -> StoreResult<clinicpay::payments::Provider> {
@@ -969,7 +974,12 @@ impl clinicpay::ports::ChannelStore for ThisStore {
         tx.commit().await.map_err(map_err)
     }
 
-    async fn update_channel(&self, c: &clinicpay::ports::ChannelRecord, expected_version: i64, audit: &AuditInput) -> StoreResult<()> {
+    async fn update_channel(
+        &self,
+        c: &clinicpay::ports::ChannelRecord,
+        expected_version: i64,
+        audit: &AuditInput,
+    ) -> StoreResult<()> {
         let mut tx = self.write_tx().await.map_err(map_err)?;
         let n = sqlx::query(
             "UPDATE channel_configs SET name = $1, account_id = $2, enabled = $3, sandbox = $4, settings = $5, \
@@ -1030,19 +1040,22 @@ impl clinicpay::ports::ChannelStore for ThisStore {
     }
 
     async fn list_channels(&self) -> StoreResult<Vec<clinicpay::ports::ChannelRecord>> {
-        let rows: Vec<ChannelRow> = sqlx::query_as(&format!("SELECT {CHANNEL_COLS} FROM channel_configs ORDER BY provider, is_default DESC, name"))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
+        let rows: Vec<ChannelRow> = sqlx::query_as(&format!(
+            "SELECT {CHANNEL_COLS} FROM channel_configs ORDER BY provider, is_default DESC, name"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
         rows.into_iter().map(ChannelRow::into_record).collect()
     }
 
     async fn get_channel(&self, id: &str) -> StoreResult<Option<clinicpay::ports::ChannelRecord>> {
-        let row: Option<ChannelRow> = sqlx::query_as(&format!("SELECT {CHANNEL_COLS} FROM channel_configs WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
+        let row: Option<ChannelRow> =
+            sqlx::query_as(&format!("SELECT {CHANNEL_COLS} FROM channel_configs WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
         row.map(ChannelRow::into_record).transpose()
     }
 
@@ -1109,7 +1122,11 @@ impl clinicpay::ports::ChannelStore for ThisStore {
             .collect()
     }
 
-    async fn unfinished_notifications(&self, before_ms: Millis, limit: i64) -> StoreResult<Vec<clinicpay::ports::StoredNotification>> {
+    async fn unfinished_notifications(
+        &self,
+        before_ms: Millis,
+        limit: i64,
+    ) -> StoreResult<Vec<clinicpay::ports::StoredNotification>> {
         let rows = sqlx::query(
             "SELECT id, provider, received_at, content_type, headers, body, status FROM notifications \
              WHERE status = 'received' AND received_at < $1 ORDER BY received_at LIMIT $2",
@@ -1177,7 +1194,8 @@ struct TokenRow {
 impl TokenRow {
     fn into_record(self) -> StoreResult<clinicpay::ports::ApiTokenRecord> {
         Ok(clinicpay::ports::ApiTokenRecord {
-            role: Role::parse(&self.role).ok_or_else(|| StoreError::Internal(anyhow!("stored role {:?}", self.role)))?,
+            role: Role::parse(&self.role)
+                .ok_or_else(|| StoreError::Internal(anyhow!("stored role {:?}", self.role)))?,
             id: self.id,
             name: self.name,
             token_hash: self.token_hash,
@@ -1190,7 +1208,11 @@ impl TokenRow {
 }
 
 impl ThisStore {
-    pub(crate) async fn insert_api_token_impl(&self, t: &clinicpay::ports::ApiTokenRecord, audit: &AuditInput) -> StoreResult<()> {
+    pub(crate) async fn insert_api_token_impl(
+        &self,
+        t: &clinicpay::ports::ApiTokenRecord,
+        audit: &AuditInput,
+    ) -> StoreResult<()> {
         let mut tx = self.write_tx().await.map_err(map_err)?;
         sqlx::query(
             "INSERT INTO api_tokens (id, name, token_hash, role, created_by, created_at, disabled) VALUES ($1, $2, $3, $4, $5, $6, FALSE)",
@@ -1208,7 +1230,11 @@ impl ThisStore {
         tx.commit().await.map_err(map_err)
     }
 
-    pub(crate) async fn api_token_by_hash_impl(&self, token_hash: &str, now_ms: Millis) -> StoreResult<Option<clinicpay::ports::ApiTokenRecord>> {
+    pub(crate) async fn api_token_by_hash_impl(
+        &self,
+        token_hash: &str,
+        now_ms: Millis,
+    ) -> StoreResult<Option<clinicpay::ports::ApiTokenRecord>> {
         let row: Option<TokenRow> = sqlx::query_as(
             "SELECT id, name, token_hash, role, created_by, created_at, disabled, last_used_at FROM api_tokens WHERE token_hash = $1",
         )

@@ -226,9 +226,13 @@ pub async fn bill_qr_payment(
     let b: QrPaymentBody = parse_json(&headers, &body)?;
     let key = idempotency_key(&headers)?;
     let bill = st.services.bill_detail(&bill_id).await?;
-    let req =
-        SessionRequest::parse(&bill.bill.patient_id, std::slice::from_ref(&bill.bill.id), &b.payment_method, b.timeout_minutes)
-            .map_err(|e| ApiError::new(400, e.code(), e.to_string()))?;
+    let req = SessionRequest::parse(
+        &bill.bill.patient_id,
+        std::slice::from_ref(&bill.bill.id),
+        &b.payment_method,
+        b.timeout_minutes,
+    )
+    .map_err(|e| ApiError::new(400, e.code(), e.to_string()))?;
     let (v, fresh) = st.services.create_checkout(&caller.0, req, key.as_deref(), None).await?;
     Ok(created(&v, fresh, st.services.now()))
 }

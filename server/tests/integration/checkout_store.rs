@@ -46,7 +46,19 @@ async fn world(backend: &str) -> World {
     let data = generate(day, 30);
     store.insert_departments(&data.departments).await.unwrap();
     store.insert_patients(&data.patients).await.unwrap();
-    store.insert_bills(&data.bills).await.unwrap();
+    // history bills start unpaid here: only the payment path may mark a bill paid
+    let bills: Vec<_> = data
+        .bills
+        .iter()
+        .map(|(b, items)| {
+            let mut b = b.clone();
+            if b.status == BillStatus::Paid {
+                b.status = BillStatus::Unpaid;
+            }
+            (b, items.clone())
+        })
+        .collect();
+    store.insert_bills(&bills).await.unwrap();
     let channel = ChannelId::from_bits(RandomIds.next_bits()).into_string();
     store
         .insert_channel(
@@ -158,10 +170,7 @@ async fn sessions_freeze_bills_and_refuse_what_cannot_be_paid() {
         }
         // bills of another patient, unknown bills, void bills
         let (other_patient, other_bills) = w.unpaid_of(1);
-        assert!(matches!(
-            w.create(&w.new_session(&patient, &other_bills)).await,
-            Err(SessionRefusal::OtherPatient(_))
-        ));
+        assert!(matches!(w.create(&w.new_session(&patient, &other_bills)).await, Err(SessionRefusal::OtherPatient(_))));
         assert!(matches!(
             w.create(&w.new_session(&other_patient, &["bill_00000000000000000000000000".into()])).await,
             Err(SessionRefusal::UnknownBill(_))
@@ -172,7 +181,10 @@ async fn sessions_freeze_bills_and_refuse_what_cannot_be_paid() {
             w.create(&w.new_session(&vp, &[void.0.id.to_string()])).await,
             Err(SessionRefusal::NotPayable { .. })
         ));
-        assert!(matches!(w.create(&w.new_session("pat_00000000000000000000000000", &bills)).await, Err(SessionRefusal::UnknownPatient)));
+        assert!(matches!(
+            w.create(&w.new_session("pat_00000000000000000000000000", &bills)).await,
+            Err(SessionRefusal::UnknownPatient)
+        ));
         // nothing of the refused attempts was written
         assert_eq!(w.db.scalar_i64("SELECT COUNT(*) FROM checkout_sessions").await, 1);
 
@@ -245,28 +257,40 @@ async fn a_payment_is_applied_exactly_once_under_concurrent_delivery() {
             let p = p.clone();
             tasks.push(tokio::spawn(async move {
                 if i % 2 == 0 {
-                    w.store.apply_payment(&p, &RandomIds).await.unwrap()
+                    vec![w.store.apply_payment(&p, &RandomIds).await.unwrap()]
                 } else {
-                    w.store.apply_payments(&[p.clone(), p], &RandomIds).await.unwrap().pop().unwrap().unwrap()
+                    // group commit: two deliveries of the same payment in one batch
+                    w.store
+                        .apply_payments(&[p.clone(), p], &RandomIds)
+                        .await
+                        .unwrap()
+                        .into_iter()
+                        .map(|r| r.unwrap())
+                        .collect()
                 }
             }));
         }
         let mut paid = 0;
         for t in tasks {
-            match t.await.unwrap() {
-                ApplyResult::Paid { bills: n, .. } => {
-                    paid += 1;
-                    assert_eq!(n, bills.len());
+            for r in t.await.unwrap() {
+                match r {
+                    ApplyResult::Paid { bills: n, .. } => {
+                        paid += 1;
+                        assert_eq!(n, bills.len());
+                    }
+                    ApplyResult::Duplicate => {}
+                    other => panic!("{backend}: {other:?}"),
                 }
-                ApplyResult::Duplicate => {}
-                other => panic!("{backend}: {other:?}"),
             }
         }
         assert_eq!(paid, 1, "{backend}: one effect");
         let after = w.store.session(&v.id).await.unwrap().unwrap();
         assert_eq!(after.status, SessionStatus::Paid);
         assert!(after.bills.iter().all(|b| b.status == BillStatus::Paid && b.receipt_no.is_some()));
-        assert_eq!(w.db.scalar_i64(&format!("SELECT COUNT(*) FROM payments WHERE session_id = '{}'", v.id)).await, bills.len() as i64);
+        assert_eq!(
+            w.db.scalar_i64(&format!("SELECT COUNT(*) FROM payments WHERE session_id = '{}'", v.id)).await,
+            bills.len() as i64
+        );
         assert_eq!(w.db.scalar_i64("SELECT COUNT(*) FROM provider_transactions").await, 1);
         assert_eq!(w.db.scalar_i64("SELECT COUNT(*) FROM outbox WHERE topic = 'payment.succeeded'").await, 1);
         // the same money through status sync (another event id) is still the same transaction
@@ -303,18 +327,32 @@ async fn late_and_mismatched_money_is_kept_and_explained() {
         assert_eq!(refunds[0].amount, v.total);
         // the refund succeeds: money leaves unallocated receipts, the exception is closed
         w.store
-            .refund_progress(&refunds[0].id, &clinicpay::ports::RefundProgress::Succeeded { provider_refund_id: None }, 11_000, &RandomIds)
+            .refund_progress(
+                &refunds[0].id,
+                &clinicpay::ports::RefundProgress::Succeeded { provider_refund_id: None },
+                11_000,
+                &RandomIds,
+            )
             .await
             .unwrap();
         // a repeated report changes nothing
         w.store
-            .refund_progress(&refunds[0].id, &clinicpay::ports::RefundProgress::Succeeded { provider_refund_id: None }, 12_000, &RandomIds)
+            .refund_progress(
+                &refunds[0].id,
+                &clinicpay::ports::RefundProgress::Succeeded { provider_refund_id: None },
+                12_000,
+                &RandomIds,
+            )
             .await
             .unwrap();
         let exc = w.store.list_exceptions(false, 10).await.unwrap();
         assert_eq!(exc[0].status, "refunded");
         let report = w.store.ledger_report().await.unwrap();
-        assert_eq!(report.balances.iter().find(|(a, _)| a == "2241").map(|x| x.1).unwrap_or(0), 0, "{backend}: nothing left unallocated");
+        assert_eq!(
+            report.balances.iter().find(|(a, _)| a == "2241").map(|x| x.1).unwrap_or(0),
+            0,
+            "{backend}: nothing left unallocated"
+        );
 
         // mismatch: the session stays unpaid, the money is recorded and held
         let (patient, bills) = w.unpaid_of(6);
@@ -323,7 +361,14 @@ async fn late_and_mismatched_money_is_kept_and_explained() {
         let r = w.store.apply_payment(&w.payment(&v.out_trade_no, "TXN-WRONG", wrong), &RandomIds).await.unwrap();
         assert!(matches!(r, ApplyResult::AmountMismatch { .. }), "{backend}: {r:?}");
         assert_eq!(w.store.session(&v.id).await.unwrap().unwrap().status, SessionStatus::Pending);
-        let held: Vec<_> = w.store.list_exceptions(true, 10).await.unwrap().into_iter().filter(|e| e.kind == "amount_mismatch").collect();
+        let held: Vec<_> = w
+            .store
+            .list_exceptions(true, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "amount_mismatch")
+            .collect();
         assert_eq!(held.len(), 1);
         assert_eq!(held[0].status, "held");
         assert_eq!(held[0].amount, wrong);

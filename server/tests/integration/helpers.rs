@@ -256,6 +256,18 @@ impl Client {
         self.with_cookie(rb).send().await.unwrap()
     }
 
+    /// Calls a server function that takes a JSON body.
+    pub async fn call_json(&self, path: &str, body: &str) -> reqwest::Response {
+        let rb = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .header("origin", &self.base)
+            .header("accept", "application/json")
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        self.with_cookie(rb).send().await.unwrap()
+    }
+
     pub async fn post_raw(
         &self,
         path: &str,

@@ -117,8 +117,37 @@ fn sample_args(app_user_id: &str) -> HashMap<&'static str, Vec<(&'static str, St
     m.insert(<SetUserDisabled as ServerFn>::PATH, vec![("user_id", app_user_id.into()), ("disabled", "false".into())]);
     m.insert(<ResetPassword as ServerFn>::PATH, vec![("user_id", app_user_id.into()), ("password", "short".into())]);
     m.insert(<GetAuditLog as ServerFn>::PATH, vec![]);
+    use app::api_pay::*;
+    let nobody = "ses_00000000000000000000000000".to_string();
+    m.insert(<FindPatients as ServerFn>::PATH, vec![("q", "王".into())]);
+    m.insert(<ChargeOverview as ServerFn>::PATH, vec![("patient_id", "pat_00000000000000000000000000".into())]);
+    m.insert(<StartPayment as ServerFn>::PATH, vec![(JSON, r#"{"req":{"patient_id":"pat_00000000000000000000000000","bill_ids":[],"method":"alipay","idempotency_key":"k"}}"#.into())]);
+    m.insert(<PaymentStatus as ServerFn>::PATH, vec![("session_id", nobody.clone())]);
+    m.insert(<CancelPayment as ServerFn>::PATH, vec![("session_id", nobody.clone())]);
+    m.insert(<RefreshPayment as ServerFn>::PATH, vec![("session_id", nobody.clone())]);
+    m.insert(<CheckPayment as ServerFn>::PATH, vec![("session_id", nobody)]);
+    m.insert(<ListExceptions as ServerFn>::PATH, vec![("open_only", "true".into())]);
+    m.insert(
+        <DecideException as ServerFn>::PATH,
+        vec![
+            ("exception_id", "exc_00000000000000000000000000".into()),
+            ("action", "resolve".into()),
+            ("note", "n".into()),
+        ],
+    );
+    m.insert(<ListChannels as ServerFn>::PATH, vec![]);
+    m.insert(<SaveChannel as ServerFn>::PATH, vec![(JSON, r#"{"form":{"id":"","version":0,"provider":"alipay","name":"x","settings":"{}","private_key":"","apiv3_key":"","sandbox":true,"enabled":true,"make_default":false}}"#.into())]);
+    m.insert(<MakeDefaultChannel as ServerFn>::PATH, vec![("channel_id", "chn_00000000000000000000000000".into())]);
+    m.insert(<ReencryptChannels as ServerFn>::PATH, vec![]);
+    m.insert(<ListTokens as ServerFn>::PATH, vec![]);
+    m.insert(<CreateToken as ServerFn>::PATH, vec![("name", "walk".into()), ("role", "nobody".into())]);
+    m.insert(<DisableToken as ServerFn>::PATH, vec![("token_id", "tok_00000000000000000000000000".into())]);
+    m.insert(<ListNotifications as ServerFn>::PATH, vec![]);
     m
 }
+
+/// Marks a sample that is a JSON body (for functions with JSON input).
+const JSON: &str = "$json";
 
 #[tokio::test]
 async fn every_server_function_checks_the_role() {
@@ -142,7 +171,10 @@ async fn every_server_function_checks_the_role() {
         let args = samples.get(path).unwrap_or_else(|| panic!("{path} has no sample arguments in this test"));
         let form: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
         for (role, client) in &clients {
-            let r = client.call(path, &form).await;
+            let r = match form.first() {
+                Some((k, body)) if *k == JSON => client.call_json(path, body).await,
+                _ => client.call(path, &form).await,
+            };
             let status = r.status().as_u16();
             if access.allows(*role) {
                 assert!(status != 401 && status != 403, "{path} as {role:?} must be allowed, got {status}");
