@@ -252,7 +252,7 @@ impl Services {
             return Ok(0);
         }
         for i in &items {
-            tracing::info!(topic = %i.topic, aggregate = %i.aggregate_id, "event published");
+            tracing::debug!(topic = %i.topic, aggregate = %i.aggregate_id, "event published");
         }
         let ids: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
         self.store.mark_published(&ids, self.now()).await?;

@@ -128,6 +128,9 @@ pub fn ChargePage() -> impl IntoView {
     let reload = RwSignal::new(0u32);
     let found = Resource::new(move || (key.get(), reload.get()), |((q, p), _)| load(q, p));
     let qv = move || query.with(|q| q.get("q")).unwrap_or_default();
+    // The payment in progress outlives reloads of the patient's bills (after a payment the
+    // list refreshes while the receipt stays on screen).
+    let session: RwSignal<Option<SessionView>> = RwSignal::new(None);
 
     view! {
         <div class="charge">
@@ -152,7 +155,7 @@ pub fn ChargePage() -> impl IntoView {
                             <p class="alert alert-warn" role="status">{move || if i18n.is_en() { format!("No patient matches “{q}”.") } else { format!("没有找到“{q}”对应的患者。") }}</p>
                         }.into_any(),
                         Ok(Found::Matches(list)) => view! { <MatchList list/> }.into_any(),
-                        Ok(Found::Patient(data)) => view! { <PatientCharge data=*data reload/> }.into_any(),
+                        Ok(Found::Patient(data)) => view! { <PatientCharge data=*data reload session/> }.into_any(),
                     }
                 })}
             </Suspense>
@@ -187,7 +190,7 @@ fn MatchList(list: Vec<PatientSummary>) -> impl IntoView {
 }
 
 #[component]
-fn PatientCharge(data: ChargeData, reload: RwSignal<u32>) -> impl IntoView {
+fn PatientCharge(data: ChargeData, reload: RwSignal<u32>, session: RwSignal<Option<SessionView>>) -> impl IntoView {
     let i18n = use_i18n();
     let bills = StoredValue::new(data.bills.clone());
     let all_ids: BTreeSet<String> = data.bills.iter().map(|b| b.id.clone()).collect();
@@ -195,7 +198,10 @@ fn PatientCharge(data: ChargeData, reload: RwSignal<u32>) -> impl IntoView {
     let details_open = RwSignal::new(false);
     let providers = data.providers.clone();
     let method = RwSignal::new("alipay".to_string());
-    let session: RwSignal<Option<SessionView>> = RwSignal::new(data.pending.first().cloned());
+    // a new patient: show their open payment, if any; the same patient: keep what is shown
+    if !session.with_untracked(|s| s.as_ref().is_some_and(|s| s.patient_id == data.patient.id)) {
+        session.set(data.pending.first().cloned());
+    }
     let error: RwSignal<Option<AppError>> = RwSignal::new(None);
     let busy = RwSignal::new(false);
     let patient_id = data.patient.id.clone();
@@ -278,7 +284,8 @@ fn PatientCharge(data: ChargeData, reload: RwSignal<u32>) -> impl IntoView {
         on_cleanup(move || handle.remove());
     }
 
-    let has_session = move || session.with(|s| s.as_ref().is_some_and(|s| s.status != SessionStatus::Cancelled));
+    // an open QR blocks a second one; a finished payment does not
+    let has_session = move || session.with(|s| s.as_ref().is_some_and(|s| s.status == SessionStatus::Pending));
     let nothing_owed = count == 0;
     let patient = data.patient.clone();
 
@@ -462,7 +469,7 @@ fn SessionPanel(session: SessionView, store: RwSignal<Option<SessionView>>, relo
         <section class="panel qr-panel" aria-live="polite" data-testid="session-panel" data-status=status.as_str()>
             {match status {
                 SessionStatus::Pending => {
-                    let alt = if i18n.is_en() { "Payment QR code" } else { "支付二维码" };
+                    let alt = move || i18n.t("支付二维码", "Payment QR code");
                     view! {
                         <h2>{move || i18n.t("请患者扫码支付", "Ask the patient to scan")}</h2>
                         {if content.is_empty() {
