@@ -138,11 +138,19 @@ impl Gateways for ChannelGateways {
     ) -> Result<(ChannelInfo, Arc<dyn Gateway>), Rejection> {
         let list =
             self.channels(false).await.map_err(|e| Rejection::Malformed(format!("channel lookup failed: {e}")))?;
+        let mut any = None;
         for c in list.iter().filter(|c| c.provider == provider) {
             match self.client_for(c) {
                 Ok(hit) if hit.gateway.owns_notification(n) => return Ok((hit.info.clone(), hit.gateway.clone())),
-                Ok(_) => {}
+                Ok(hit) => any = any.or(Some(hit)),
                 Err(e) => tracing::error!(channel = %c.id, error = %e, "cannot build the channel's client"),
+            }
+        }
+        // Nobody owns it. Let a client of this provider say precisely what is wrong with it
+        // (wrong content type, malformed, another merchant's account).
+        if let Some(hit) = any {
+            if let Err(rej) = hit.gateway.verify_notification(n, chrono::Utc::now().timestamp_millis()) {
+                return Err(rej);
             }
         }
         Err(Rejection::UnknownAccount(provider.as_str().to_string()))

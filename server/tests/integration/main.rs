@@ -1,5 +1,6 @@
 //! ClinicPay integration tests: one binary, real databases, real HTTP.
 
+mod checkout_http;
 mod checkout_store;
 mod gw_alipay;
 mod gw_wechatpay;
