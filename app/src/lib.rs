@@ -10,8 +10,8 @@ pub mod pages;
 #[cfg(feature = "ssr")]
 pub mod state;
 
-use crate::api::{get_current_user, page_access};
-use crate::components::{Loading, NotAllowed, NotFound};
+use crate::api::page_access;
+use crate::components::{NotAllowed, NotFound};
 use crate::i18n::{I18n, Lang};
 use clinicpay::auth::{Access, CurrentUser};
 use leptos::prelude::*;
@@ -23,12 +23,16 @@ use leptos_router::{path, SsrMode};
 /// The HTML document around the app (server side only).
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     let lang = request_lang();
+    // The logged-in user travels with the page, so the shell renders without a round trip and
+    // the browser hydrates exactly what the server rendered.
+    let user_json = serde_json::to_string(&initial_user()).unwrap_or_else(|_| "null".into());
     view! {
         <!DOCTYPE html>
         <html lang=lang.html_lang()>
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="cp-user" content=user_json/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
@@ -63,17 +67,33 @@ fn request_lang() -> Lang {
     }
 }
 
-/// The logged-in user, loaded once per page load.
-#[derive(Clone, Copy)]
-pub struct UserCtx(pub Resource<Result<Option<CurrentUser>, crate::error::AppError>>);
+/// The logged-in user of this page (known when the page is rendered).
+#[derive(Clone)]
+pub struct UserCtx(pub Option<CurrentUser>);
+
+/// The user: from the request (server) or from the page's `cp-user` meta tag (browser).
+fn initial_user() -> Option<CurrentUser> {
+    #[cfg(feature = "ssr")]
+    {
+        use_context::<http::request::Parts>().and_then(|p| p.extensions.get::<CurrentUser>().cloned())
+    }
+    #[cfg(not(feature = "ssr"))]
+    {
+        web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.query_selector("meta[name=cp-user]").ok().flatten())
+            .and_then(|m| m.get_attribute("content"))
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .flatten()
+    }
+}
 
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
     let i18n = I18n { lang: RwSignal::new(request_lang()) };
     provide_context(i18n);
-    let me = Resource::new(|| (), |_| get_current_user());
-    provide_context(UserCtx(me));
+    provide_context(UserCtx(initial_user()));
     // Effects run only in the browser: mark the document once the WASM has taken over, so
     // end-to-end tests (and curious people) can tell a hydrated page from a static one.
     Effect::new(move |_| {
@@ -112,28 +132,16 @@ pub fn App() -> impl IntoView {
 #[component]
 fn Layout(children: ChildrenFn) -> impl IntoView {
     let i18n = use_i18n_ctx();
-    let me = expect_context::<UserCtx>().0;
+    let user = expect_context::<UserCtx>().0;
     let location = use_location();
-    let children = StoredValue::new(children);
+    let role = user.as_ref().map(|u| u.role);
+    let allowed = Memo::new(move |_| page_access(&location.pathname.get()).allows(role));
     view! {
-        <Suspense fallback=|| view! { <Loading/> }>
-            {move || Suspend::new(async move {
-                let user = me.await.ok().flatten();
-                let role = user.as_ref().map(|u| u.role);
-                let allowed = Memo::new(move |_| page_access(&location.pathname.get()).allows(role));
-                view! {
-                    <Nav user=user.clone()/>
-                    <main id="main" class="main">
-                        {move || if allowed.get() {
-                            children.with_value(|c| c()).into_any()
-                        } else {
-                            view! { <NotAllowed/> }.into_any()
-                        }}
-                    </main>
-                    <footer class="footer">{move || i18n.t("ClinicPay · 医院收费与账务", "ClinicPay · hospital payments and books")}</footer>
-                }
-            })}
-        </Suspense>
+        <Nav user=user.clone()/>
+        <main id="main" class="main">
+            {move || if allowed.get() { children().into_any() } else { view! { <NotAllowed/> }.into_any() }}
+        </main>
+        <footer class="footer">{move || i18n.t("ClinicPay · 医院收费与账务", "ClinicPay · hospital payments and books")}</footer>
     }
 }
 

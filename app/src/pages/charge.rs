@@ -131,6 +131,7 @@ pub fn ChargePage() -> impl IntoView {
     // The payment in progress outlives reloads of the patient's bills (after a payment the
     // list refreshes while the receipt stays on screen).
     let session: RwSignal<Option<SessionView>> = RwSignal::new(None);
+    let acts = SessionActions::new(session, reload);
 
     view! {
         <div class="charge">
@@ -155,7 +156,7 @@ pub fn ChargePage() -> impl IntoView {
                             <p class="alert alert-warn" role="status">{move || if i18n.is_en() { format!("No patient matches “{q}”.") } else { format!("没有找到“{q}”对应的患者。") }}</p>
                         }.into_any(),
                         Ok(Found::Matches(list)) => view! { <MatchList list/> }.into_any(),
-                        Ok(Found::Patient(data)) => view! { <PatientCharge data=*data reload session/> }.into_any(),
+                        Ok(Found::Patient(data)) => view! { <PatientCharge data=*data reload session acts/> }.into_any(),
                     }
                 })}
             </Suspense>
@@ -190,7 +191,12 @@ fn MatchList(list: Vec<PatientSummary>) -> impl IntoView {
 }
 
 #[component]
-fn PatientCharge(data: ChargeData, reload: RwSignal<u32>, session: RwSignal<Option<SessionView>>) -> impl IntoView {
+fn PatientCharge(
+    data: ChargeData,
+    reload: RwSignal<u32>,
+    session: RwSignal<Option<SessionView>>,
+    acts: SessionActions,
+) -> impl IntoView {
     let i18n = use_i18n();
     let bills = StoredValue::new(data.bills.clone());
     let all_ids: BTreeSet<String> = data.bills.iter().map(|b| b.id.clone()).collect();
@@ -199,8 +205,14 @@ fn PatientCharge(data: ChargeData, reload: RwSignal<u32>, session: RwSignal<Opti
     let providers = data.providers.clone();
     let method = RwSignal::new("alipay".to_string());
     // a new patient: show their open payment, if any; the same patient: keep what is shown
-    if !session.with_untracked(|s| s.as_ref().is_some_and(|s| s.patient_id == data.patient.id)) {
-        session.set(data.pending.first().cloned());
+    // (written only when it changes: a write during rendering would re-render the page)
+    let shown = session.with_untracked(|s| s.as_ref().map(|s| (s.patient_id.clone(), s.id.clone())));
+    let keep = shown.as_ref().is_some_and(|(p, _)| *p == data.patient.id);
+    if !keep {
+        let next = data.pending.first().cloned();
+        if shown.map(|(_, id)| id) != next.as_ref().map(|s| s.id.clone()) {
+            session.set(next);
+        }
     }
     let error: RwSignal<Option<AppError>> = RwSignal::new(None);
     let busy = RwSignal::new(false);
@@ -291,7 +303,7 @@ fn PatientCharge(data: ChargeData, reload: RwSignal<u32>, session: RwSignal<Opti
 
     view! {
         <div class="charge-grid">
-            <section class="panel charge-card" aria-labelledby="charge-patient">
+            <section class="panel charge-card" aria-labelledby="charge-patient" data-patient-id=patient.id.clone()>
                 <div class="charge-card-head">
                     <h2 id="charge-patient">{patient.name.clone()}</h2>
                     <span class="muted">{move || format!("{} {}", i18n.t("病历号", "MRN"), patient.mrn)}</span>
@@ -340,7 +352,7 @@ fn PatientCharge(data: ChargeData, reload: RwSignal<u32>, session: RwSignal<Opti
 
             <div class="charge-side">
                 {move || busy.get().then(|| view! { <p class="panel creating" role="status" aria-live="polite">{i18n.t("正在生成二维码…", "Creating the QR code…")}</p> })}
-                {move || session.get().map(|s| view! { <SessionPanel session=s store=session reload/> })}
+                {move || session.get().map(|s| view! { <SessionPanel session=s store=session reload acts/> })}
             </div>
         </div>
 
@@ -395,13 +407,57 @@ fn PatientCharge(data: ChargeData, reload: RwSignal<u32>, session: RwSignal<Opti
     }
 }
 
+/// Cancel / refresh / check, owned by the page so their answers land even when the panel that
+/// asked has been replaced meanwhile (a status event can arrive before the answer).
+#[derive(Clone, Copy)]
+struct SessionActions {
+    cancel: Action<String, Result<SessionView, AppError>>,
+    refresh: Action<String, Result<SessionView, AppError>>,
+    check: Action<String, Result<SessionView, AppError>>,
+    error: RwSignal<Option<AppError>>,
+}
+
+impl SessionActions {
+    fn new(store: RwSignal<Option<SessionView>>, reload: RwSignal<u32>) -> SessionActions {
+        let error = RwSignal::new(None);
+        let acts = SessionActions {
+            cancel: Action::new(|id: &String| cancel_payment(id.clone())),
+            refresh: Action::new(|id: &String| refresh_payment(id.clone())),
+            check: Action::new(|id: &String| check_payment(id.clone())),
+            error,
+        };
+        for a in [acts.cancel, acts.refresh, acts.check] {
+            Effect::new(move |_| {
+                if let Some(r) = a.value().get() {
+                    match r {
+                        Ok(s) => {
+                            error.set(None);
+                            let done = s.status == SessionStatus::Paid || s.status == SessionStatus::Cancelled;
+                            store.set(Some(s));
+                            if done {
+                                reload.update(|n| *n += 1);
+                            }
+                        }
+                        Err(e) => error.set(Some(e)),
+                    }
+                }
+            });
+        }
+        acts
+    }
+}
+
 /// The QR, live status and countdown; the result once paid.
 #[component]
-fn SessionPanel(session: SessionView, store: RwSignal<Option<SessionView>>, reload: RwSignal<u32>) -> impl IntoView {
+fn SessionPanel(
+    session: SessionView,
+    store: RwSignal<Option<SessionView>>,
+    reload: RwSignal<u32>,
+    acts: SessionActions,
+) -> impl IntoView {
     let i18n = use_i18n();
     let id = session.id.clone();
     let now = RwSignal::new(browser::now_ms());
-    let action_error: RwSignal<Option<AppError>> = RwSignal::new(None);
 
     // countdown tick and live status (browser only)
     Effect::new({
@@ -425,48 +481,10 @@ fn SessionPanel(session: SessionView, store: RwSignal<Option<SessionView>>, relo
     let left = move || ((expires - now.get()) / 1000).max(0);
     let expired_locally = move || status == SessionStatus::Pending && now.get() > 0 && left() == 0;
 
-    let cancel = {
-        let id = id.clone();
-        Action::new(move |_: &()| {
-            let id = id.clone();
-            async move { cancel_payment(id).await }
-        })
-    };
-    let refresh = {
-        let id = id.clone();
-        Action::new(move |_: &()| {
-            let id = id.clone();
-            async move { refresh_payment(id).await }
-        })
-    };
-    let check = {
-        let id = id.clone();
-        Action::new(move |_: &()| {
-            let id = id.clone();
-            async move { check_payment(id).await }
-        })
-    };
-    for a in [cancel, refresh, check] {
-        Effect::new(move |_| {
-            if let Some(r) = a.value().get() {
-                match r {
-                    Ok(s) => {
-                        action_error.set(None);
-                        let done = s.status == SessionStatus::Paid || s.status == SessionStatus::Cancelled;
-                        store.set(Some(s));
-                        if done {
-                            reload.update(|n| *n += 1);
-                        }
-                    }
-                    Err(e) => action_error.set(Some(e)),
-                }
-            }
-        });
-    }
-
+    let action_error = acts.error;
     let bills = session.bills.clone();
     view! {
-        <section class="panel qr-panel" aria-live="polite" data-testid="session-panel" data-status=status.as_str()>
+        <section class="panel qr-panel" aria-live="polite" data-testid="session-panel" data-status=status.as_str() data-out-trade-no=session.out_trade_no.clone()>
             {match status {
                 SessionStatus::Pending => {
                     let alt = move || i18n.t("支付二维码", "Payment QR code");
@@ -492,9 +510,9 @@ fn SessionPanel(session: SessionView, store: RwSignal<Option<SessionView>>, relo
                         </p>
                         <p class="waiting" role="status">{move || i18n.t("等待支付…", "Waiting for payment…")}</p>
                         <div class="qr-actions">
-                            <button type="button" class="btn" on:click=move |_| { refresh.dispatch(()); }>{move || i18n.t("刷新二维码", "Refresh QR")}</button>
-                            <button type="button" class="btn" on:click=move |_| { check.dispatch(()); }>{move || i18n.t("查询支付结果", "Check payment")}</button>
-                            <button type="button" class="btn btn-quiet" on:click=move |_| { cancel.dispatch(()); }>{move || i18n.t("取消", "Cancel")}</button>
+                            <button type="button" class="btn" on:click={let id = id.clone(); move |_| { acts.refresh.dispatch(id.clone()); }}>{move || i18n.t("刷新二维码", "Refresh QR")}</button>
+                            <button type="button" class="btn" on:click={let id = id.clone(); move |_| { acts.check.dispatch(id.clone()); }}>{move || i18n.t("查询支付结果", "Check payment")}</button>
+                            <button type="button" class="btn btn-quiet" on:click={let id = id.clone(); move |_| { acts.cancel.dispatch(id.clone()); }}>{move || i18n.t("取消", "Cancel")}</button>
                         </div>
                         {is_sandbox.then(|| view! {
                             <p class="sandbox-link"><a href=content.clone() target="_blank" rel="external noopener">
@@ -579,7 +597,13 @@ mod live {
             move || {
                 let id = id.clone();
                 leptos::task::spawn_local(async move {
-                    if let Ok(s) = payment_status(id).await {
+                    if let Ok(s) = payment_status(id.clone()).await {
+                        // only while this session is still the one on screen (a refresh
+                        // replaces it, and the old one's last event must not bring it back)
+                        let current = store.with_untracked(|cur| cur.as_ref().is_some_and(|c| c.id == id));
+                        if !current {
+                            return;
+                        }
                         let changed = store.with_untracked(|cur| cur.as_ref().map(|c| c.status) != Some(s.status));
                         let paid = s.status == SessionStatus::Paid;
                         if changed {
