@@ -63,6 +63,8 @@ pub struct Config {
     pub late_payment_policy: clinicpay::checkout::LatePaymentPolicy,
     /// Run the background workers (expiry, status sync, closes, refunds, outbox).
     pub run_workers: bool,
+    /// A notification stored but not finished (the process died) is re-processed after this long.
+    pub redrive_after_seconds: i64,
 }
 
 impl std::fmt::Debug for Config {
@@ -104,6 +106,7 @@ impl Default for Config {
             sandbox_time_scale_permille: 1000,
             late_payment_policy: clinicpay::checkout::LatePaymentPolicy::AutoRefund,
             run_workers: true,
+            redrive_after_seconds: 30,
         }
     }
 }
@@ -228,6 +231,9 @@ impl Config {
         }
         if let Some(v) = env("CLINICPAY_RUN_WORKERS") {
             self.run_workers = parse_bool("CLINICPAY_RUN_WORKERS", &v)?;
+        }
+        if let Some(v) = env("CLINICPAY_REDRIVE_AFTER_SECONDS") {
+            self.redrive_after_seconds = v.parse().context("CLINICPAY_REDRIVE_AFTER_SECONDS")?;
         }
         if let Some(v) = env("CLINICPAY_MASTER_KEY_FILE") {
             self.master_key_file = Some(PathBuf::from(v));

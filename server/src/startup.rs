@@ -16,6 +16,7 @@ pub fn service_config(cfg: &Config) -> ServiceConfig {
         production: cfg.production() && !cfg.allow_demo_in_production,
         public_url: cfg.public_url(),
         late_payment_policy: cfg.late_payment_policy,
+        redrive_after_ms: cfg.redrive_after_seconds * 1000,
         session_ttl_ms: cfg.session_ttl_minutes * 60_000,
         ..ServiceConfig::default()
     }

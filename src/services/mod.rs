@@ -95,6 +95,8 @@ pub struct ServiceConfig {
     pub public_url: String,
     /// What becomes of money that arrives too late (C4).
     pub late_payment_policy: crate::checkout::LatePaymentPolicy,
+    /// A stored notification still unfinished this long after it arrived is processed again.
+    pub redrive_after_ms: Millis,
     pub session_ttl_ms: Millis,
     pub throttle: ThrottlePolicy,
 }
@@ -105,6 +107,7 @@ impl Default for ServiceConfig {
             production: false,
             public_url: "http://127.0.0.1:3000".into(),
             late_payment_policy: crate::checkout::LatePaymentPolicy::AutoRefund,
+            redrive_after_ms: 30_000,
             session_ttl_ms: 12 * crate::time::HOUR_MS,
             throttle: ThrottlePolicy::default(),
         }

@@ -261,7 +261,7 @@ impl Services {
 
     /// Notifications stored but never finished (the process died mid-way) are processed again.
     pub async fn redrive_step(&self) -> ServiceResult<usize> {
-        let stuck = self.store.unfinished_notifications(self.now() - 30_000, 50).await?;
+        let stuck = self.store.unfinished_notifications(self.now() - self.config.redrive_after_ms, 50).await?;
         let mut n = 0;
         for s in &stuck {
             match self.redrive_notification(s).await {

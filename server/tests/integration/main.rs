@@ -6,4 +6,5 @@ mod gw_alipay;
 mod gw_wechatpay;
 mod helpers;
 mod http_app;
+mod reliability;
 mod store_contract;
