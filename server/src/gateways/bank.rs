@@ -1,1 +1,0 @@
-//! bank client (to be implemented).
