@@ -1114,11 +1114,12 @@ async fn control_cancel(State(s): State<Arc<BankSandbox>>, Path(out_trade_no): P
     }
 }
 
-fn parse_faults(body: &[u8]) -> Result<FaultSpec, Response> {
+/// A `FaultSpec` body (empty = no faults), or why not.
+fn parse_faults(body: &[u8]) -> Result<FaultSpec, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(FaultSpec::default());
     }
-    serde_json::from_slice(body).map_err(|e| json_error(StatusCode::BAD_REQUEST, format!("expected a FaultSpec: {e}")))
+    serde_json::from_slice(body).map_err(|e| format!("expected a FaultSpec: {e}"))
 }
 
 async fn control_faults(State(s): State<Arc<BankSandbox>>, Path(out_trade_no): Path<String>, body: Bytes) -> Response {
@@ -1130,7 +1131,7 @@ async fn control_faults(State(s): State<Arc<BankSandbox>>, Path(out_trade_no): P
             s.set_faults(&out_trade_no, f.clone());
             Json(json!({ "out_trade_no": out_trade_no, "faults": f })).into_response()
         }
-        Err(r) => r,
+        Err(e) => json_error(StatusCode::BAD_REQUEST, e),
     }
 }
 
@@ -1140,7 +1141,7 @@ async fn control_defaults(State(s): State<Arc<BankSandbox>>, body: Bytes) -> Res
             s.set_default_faults(f.clone());
             Json(json!({ "defaults": f })).into_response()
         }
-        Err(r) => r,
+        Err(e) => json_error(StatusCode::BAD_REQUEST, e),
     }
 }
 

@@ -243,7 +243,7 @@ pub fn luhn_ok(digits: &str) -> bool {
         }
         sum += d;
     }
-    !digits.is_empty() && sum % 10 == 0
+    !digits.is_empty() && sum.is_multiple_of(10)
 }
 
 /// The sandbox's fee: 0.38 % of a payment, rounded half up (integer arithmetic).
