@@ -3,6 +3,7 @@
 mod checkout_http;
 mod checkout_store;
 mod gw_alipay;
+mod gw_bank;
 mod gw_wechatpay;
 mod helpers;
 mod http_app;
