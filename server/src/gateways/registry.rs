@@ -149,9 +149,7 @@ impl Gateways for ChannelGateways {
         // Nobody owns it. Let a client of this provider say precisely what is wrong with it
         // (wrong content type, malformed, another merchant's account).
         if let Some(hit) = any {
-            if let Err(rej) = hit.gateway.verify_notification(n, chrono::Utc::now().timestamp_millis()) {
-                return Err(rej);
-            }
+            hit.gateway.verify_notification(n, chrono::Utc::now().timestamp_millis())?;
         }
         Err(Rejection::UnknownAccount(provider.as_str().to_string()))
     }
