@@ -146,10 +146,14 @@ impl Gateways for ChannelGateways {
                 Err(e) => tracing::error!(channel = %c.id, error = %e, "cannot build the channel's client"),
             }
         }
-        // Nobody owns it. Let a client of this provider say precisely what is wrong with it
-        // (wrong content type, malformed, another merchant's account).
+        // Nobody owns it. If it is not even well-formed, let a client of this provider say so
+        // precisely (wrong content type, malformed); otherwise it is for an account we do not have.
         if let Some(hit) = any {
-            hit.gateway.verify_notification(n, chrono::Utc::now().timestamp_millis())?;
+            if let Err(r @ (Rejection::Malformed(_) | Rejection::ContentType(_))) =
+                hit.gateway.verify_notification(n, chrono::Utc::now().timestamp_millis())
+            {
+                return Err(r);
+            }
         }
         Err(Rejection::UnknownAccount(provider.as_str().to_string()))
     }

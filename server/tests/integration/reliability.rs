@@ -216,7 +216,13 @@ async fn run(backend: &'static str) {
             .json()
             .await
             .unwrap();
-        let ids: Vec<String> = bills["bills"].as_array().unwrap().iter().take(3).map(|b| b["bill_id"].as_str().unwrap().to_string()).collect();
+        let ids: Vec<String> = bills["bills"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .take(3)
+            .map(|b| b["bill_id"].as_str().unwrap().to_string())
+            .collect();
         let method = if i % 2 == 0 { "alipay" } else { "wechat" };
         let r = http
             .post(api("/api/v1/finance/merged-payment/create-session".into()))
@@ -241,7 +247,12 @@ async fn run(backend: &'static str) {
             5 => json!({"duplicate": 2, "reorder": true}),
             _ => json!({}),
         };
-        let r = http.post(format!("{sb}/sandbox/{provider}/control/trades/{no}/faults")).json(&faults).send().await.unwrap();
+        let r = http
+            .post(format!("{sb}/sandbox/{provider}/control/trades/{no}/faults"))
+            .json(&faults)
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success());
     }
 
@@ -250,7 +261,12 @@ async fn run(backend: &'static str) {
         let http = http.clone();
         let sb = sb.clone();
         async move {
-            let r = http.post(format!("{sb}/sandbox/{provider}/control/trades/{no}/pay")).json(&json!({})).send().await.unwrap();
+            let r = http
+                .post(format!("{sb}/sandbox/{provider}/control/trades/{no}/pay"))
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
             assert!(r.status().is_success(), "pay {no}: {}", r.text().await.unwrap());
         }
     };
@@ -311,7 +327,8 @@ async fn run(backend: &'static str) {
     }
     // let retries and re-drives settle, then check the books
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let store = server::db::connect(&db, &server::db::DbOptions { max_connections: 2, migrate: false }).await.unwrap().store;
+    let store =
+        server::db::connect(&db, &server::db::DbOptions { max_connections: 2, migrate: false }).await.unwrap().store;
     let deadline = Instant::now() + Duration::from_secs(30);
     let report = loop {
         let r = store.ledger_report().await.unwrap();
@@ -324,7 +341,11 @@ async fn run(backend: &'static str) {
     assert_eq!(report.misallocated_sessions, 0, "{backend}: each paid session allocated once: {report:?}");
     assert_eq!(report.bills_paid_twice, 0, "{backend}: {report:?}");
     assert_eq!(report.bill_payment_mismatches, 0, "{backend}: {report:?}");
-    assert_eq!((report.unsealed_entries, report.unbalanced_entries), (0, 0), "{backend}: the ledger balances: {report:?}");
+    assert_eq!(
+        (report.unsealed_entries, report.unbalanced_entries),
+        (0, 0),
+        "{backend}: the ledger balances: {report:?}"
+    );
     assert!(report.clearing_matches_receipts, "{backend}: no money unaccounted for: {report:?}");
     assert_eq!(report.unresolved_notifications, 0, "{backend}: every stored notification resolved: {report:?}");
     let clearing: i64 = report.balances.iter().filter(|(a, _)| a.starts_with("1012")).map(|(_, f)| f).sum();
