@@ -141,6 +141,17 @@ async fn merged_payments_through_alipay_and_wechat() {
         api.wait_status(v["session_id"].as_str().unwrap(), "paid").await;
         assert_eq!(api.unpaid(&ps[1]).await, vec![keep.clone()], "{backend}: the unticked bill is still owed");
 
+        // a bank card on the hosted card page
+        let bills = api.unpaid(&ps[3]).await;
+        let (s, v) = api
+            .post("/api/v1/finance/merged-payment/create-session", json!({"patient_id": ps[3], "bill_ids": bills, "payment_method": "bank_card"}), None)
+            .await;
+        assert_eq!(s, 201, "{v}");
+        assert!(v["qr_code_content"].as_str().unwrap().contains("/sandbox/bank/pay/"), "{v}");
+        sb.bank.pay(&trade(&v)).unwrap();
+        api.wait_status(v["session_id"].as_str().unwrap(), "paid").await;
+        assert!(api.unpaid(&ps[3]).await.is_empty());
+
         // single bill, the N = 1 case
         let one = api.unpaid(&ps[2]).await[0].clone();
         let (s, v) = api
