@@ -144,7 +144,11 @@ async fn merged_payments_through_alipay_and_wechat() {
         // a bank card on the hosted card page
         let bills = api.unpaid(&ps[3]).await;
         let (s, v) = api
-            .post("/api/v1/finance/merged-payment/create-session", json!({"patient_id": ps[3], "bill_ids": bills, "payment_method": "bank_card"}), None)
+            .post(
+                "/api/v1/finance/merged-payment/create-session",
+                json!({"patient_id": ps[3], "bill_ids": bills, "payment_method": "bank_card"}),
+                None,
+            )
             .await;
         assert_eq!(s, 201, "{v}");
         assert!(v["qr_code_content"].as_str().unwrap().contains("/sandbox/bank/pay/"), "{v}");
