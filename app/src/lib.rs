@@ -91,7 +91,8 @@ fn initial_user() -> Option<CurrentUser> {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    let i18n = I18n { lang: RwSignal::new(request_lang()) };
+    let first_lang = request_lang();
+    let i18n = I18n { lang: RwSignal::new(first_lang) };
     provide_context(i18n);
     provide_context(UserCtx(initial_user()));
     // Effects run only in the browser: mark the document once the WASM has taken over, so
@@ -104,7 +105,9 @@ pub fn App() -> impl IntoView {
 
     view! {
         <Stylesheet id="leptos" href="/pkg/clinicpay.css"/>
-        <Title text=move || i18n.t("ClinicPay 医院收费", "ClinicPay")/>
+        // `try_get`: the server may read the title after the page's reactive owner is gone
+        // (a panic under load otherwise); the request's language stands in then.
+        <Title text=move || if i18n.lang.try_get().unwrap_or(first_lang) == Lang::En { "ClinicPay" } else { "ClinicPay 医院收费" }/>
         <Router>
             <Routes fallback=|| view! { <Layout><NotFound/></Layout> }>
                 <Route path=path!("/login") view=pages::login::LoginPage ssr=SsrMode::Async/>

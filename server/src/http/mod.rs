@@ -55,9 +55,28 @@ pub fn router(http: HttpState, leptos_options: LeptosOptions) -> Router {
         .with_state(http.clone());
 
     own.merge(leptos)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .layer(axum::middleware::from_fn_with_state(http.clone(), middleware::authenticate))
         .layer(axum::middleware::from_fn(middleware::security_headers))
         .layer(axum::middleware::from_fn_with_state(http, middleware::observe))
+}
+
+/// A handler that panics answers 500 (logged with the request id) instead of dropping the
+/// connection.
+fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let msg = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    tracing::error!(panic = %msg, "a request handler panicked");
+    (
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        r#"{"error":{"code":"internal","message":"internal error"}}"#,
+    )
+        .into_response()
 }
 
 /// The server-function access table as a map, checked against the registered functions: a
