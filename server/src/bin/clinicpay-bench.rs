@@ -190,6 +190,20 @@ where
     (all, wall, errors.load(std::sync::atomic::Ordering::SeqCst))
 }
 
+/// Prints the first few failures of a load run (so an error count is never a mystery).
+fn note_error(outcome: std::result::Result<(), String>) -> bool {
+    static SHOWN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    match outcome {
+        Ok(()) => true,
+        Err(e) => {
+            if SHOWN.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 3 {
+                eprintln!("    error: {e}");
+            }
+            false
+        }
+    }
+}
+
 fn report(name: &str, lat: &[Duration], wall: Duration, errors: usize) {
     println!(
         "  {name:<44} {:>6} req in {:>6.2}s = {:>8.1}/s   p50 {:>7.2} ms   p99 {:>7.2} ms   errors {errors}",
@@ -255,10 +269,18 @@ async fn bench_pages(kind: &str) -> Result<()> {
             load(50, 4000, Duration::from_secs(30), move |_| {
                 let (c, base, ck) = (cc.clone(), base.clone(), ck.clone());
                 async move {
-                    match c.get(format!("{base}{path}")).header("cookie", ck).send().await {
-                        Ok(r) => r.status() == 200 && r.bytes().await.is_ok(),
-                        Err(_) => false,
-                    }
+                    let outcome = match c.get(format!("{base}{path}")).header("cookie", ck).send().await {
+                        Ok(r) if r.status() == 200 => r.bytes().await.map(|_| ()).map_err(|e| e.to_string()),
+                        Ok(r) => {
+                            let status = r.status();
+                            Err(format!(
+                                "{status}: {}",
+                                r.text().await.unwrap_or_default().chars().take(200).collect::<String>()
+                            ))
+                        }
+                        Err(e) => Err(format!("{e:?}")),
+                    };
+                    note_error(outcome)
                 }
             }),
         )
