@@ -506,6 +506,8 @@ pub trait ChannelStore: Send + Sync {
     async fn get_channel(&self, id: &str) -> StoreResult<Option<ChannelRecord>>;
 
     async fn insert_notification(&self, n: &NewNotification) -> StoreResult<()>;
+    /// Stores several raw notifications in one durable commit (group commit): all or none.
+    async fn insert_notifications(&self, ns: &[NewNotification]) -> StoreResult<()>;
     async fn finish_notification(&self, id: &str, r: &NotificationResult) -> StoreResult<()>;
     async fn list_notifications(&self, limit: i64) -> StoreResult<Vec<crate::views::NotificationView>>;
     /// Notifications still `received` after `before_ms` (processing died): to be re-driven.

@@ -48,7 +48,9 @@ pub async fn build_parts(cfg: &Config) -> anyhow::Result<(Services, Arc<crate::e
         gateways,
         events: hub.clone(),
         apply_batcher: None,
+        notification_batcher: None,
     }
+    .with_notification_batching(64, batch_workers)
     .with_apply_batching(64, batch_workers);
     Ok((services, hub))
 }

@@ -154,8 +154,11 @@ pub struct Services {
     pub events: Arc<dyn SessionEvents>,
     /// Group commit for applying payments (None: one transaction per payment).
     pub apply_batcher: Option<Arc<ApplyBatcher>>,
+    /// Group commit for storing raw notifications (None: one transaction each).
+    pub notification_batcher: Option<Arc<NotificationBatcher>>,
 }
 
+pub type NotificationBatcher = batch::Batcher<crate::ports::NewNotification, Result<(), StoreError>>;
 pub type ApplyBatcher = batch::Batcher<crate::ports::PaymentApplication, Result<crate::ports::ApplyResult, StoreError>>;
 
 impl Services {
@@ -179,6 +182,37 @@ impl Services {
                 }
             }));
         self
+    }
+
+    /// Starts group commit for storing raw notifications: each caller is answered only after
+    /// the batch holding its notification is durably committed.
+    pub fn with_notification_batching(mut self, max_batch: usize, workers: usize) -> Services {
+        let store = self.store.clone();
+        self.notification_batcher =
+            Some(batch::Batcher::spawn(max_batch, workers, move |items: Vec<crate::ports::NewNotification>| {
+                let store = store.clone();
+                async move {
+                    let n = items.len();
+                    match store.insert_notifications(&items).await {
+                        Ok(()) => (0..n).map(|_| Ok(())).collect(),
+                        Err(e) => {
+                            let msg = e.to_string();
+                            (0..n).map(|_| Err(StoreError::Internal(anyhow::anyhow!("batch failed: {msg}")))).collect()
+                        }
+                    }
+                }
+            }));
+        self
+    }
+
+    /// Stores one raw notification durably (through the batcher when there is one).
+    pub async fn store_notification(&self, n: crate::ports::NewNotification) -> Result<(), StoreError> {
+        match &self.notification_batcher {
+            Some(b) => {
+                b.submit(n).await.unwrap_or_else(|| Err(StoreError::Internal(anyhow::anyhow!("batcher stopped"))))
+            }
+            None => self.store.insert_notification(&n).await,
+        }
     }
 
     pub(crate) async fn apply_payment_queued(

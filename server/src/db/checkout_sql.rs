@@ -589,6 +589,338 @@ async fn apply_payment_conn(c: &mut Conn, p: &PaymentApplication, ids: &dyn IdGe
     Ok(ApplyResult::Paid { session_id, bills: allocations.len() })
 }
 
+/// `($1, $2), ($3, $4), …`: `rows` tuples of `cols` placeholders, numbered from `first`.
+fn placeholders(rows: usize, cols: usize, first: usize) -> String {
+    let mut out = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(first + r * cols + c).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// `$1, $2, …, $n` for an `IN (…)` list.
+fn in_list(n: usize, first: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// One application of a batch that can take the set-based path.
+struct FastApply {
+    index: usize,
+    session_id: String,
+    bills: Vec<(String, Money)>,
+}
+
+/// Reads what the batch touches (sessions locked, in id order) and picks the applications
+/// that are the ordinary case. Everything else is left to the one-by-one path.
+async fn plan_batch(c: &mut Conn, ps: &[PaymentApplication]) -> StoreResult<Vec<FastApply>> {
+    let sql = format!(
+        "SELECT id, channel_id, status, total_fen, out_trade_no FROM checkout_sessions WHERE out_trade_no IN ({}) \
+         ORDER BY id{FOR_UPDATE}",
+        in_list(ps.len(), 1)
+    );
+    let mut q = sqlx::query(&sql).persistent(false);
+    for p in ps {
+        q = q.bind(&p.out_trade_no);
+    }
+    let mut sessions = std::collections::HashMap::new();
+    for r in q.fetch_all(&mut *c).await.map_err(map_err)? {
+        let out: String = r.try_get("out_trade_no").map_err(map_err)?;
+        let id: String = r.try_get("id").map_err(map_err)?;
+        let channel: String = r.try_get("channel_id").map_err(map_err)?;
+        let status: String = r.try_get("status").map_err(map_err)?;
+        let total: i64 = r.try_get("total_fen").map_err(map_err)?;
+        sessions.insert(out, (id, channel, status, total));
+    }
+    let sql = format!(
+        "SELECT provider, provider_txn_id FROM provider_transactions WHERE provider_txn_id IN ({})",
+        in_list(ps.len(), 1)
+    );
+    let mut q = sqlx::query(&sql).persistent(false);
+    for p in ps {
+        q = q.bind(&p.provider_txn_id);
+    }
+    let mut booked = std::collections::HashSet::new();
+    for r in q.fetch_all(&mut *c).await.map_err(map_err)? {
+        booked.insert((
+            r.try_get::<String, _>("provider").map_err(map_err)?,
+            r.try_get::<String, _>("provider_txn_id").map_err(map_err)?,
+        ));
+    }
+    let mut seen_orders = std::collections::HashSet::new();
+    let mut seen_txns = std::collections::HashSet::new();
+    let mut plan = Vec::new();
+    for (index, p) in ps.iter().enumerate() {
+        let txn = (p.provider.as_str().to_string(), p.provider_txn_id.clone());
+        // a repeat within the batch goes one by one (after the first is written): a duplicate
+        let fresh = seen_orders.insert(p.out_trade_no.clone()) & seen_txns.insert(txn.clone());
+        let Some((id, channel, status, total)) = sessions.get(&p.out_trade_no) else { continue };
+        if fresh
+            && !booked.contains(&txn)
+            && *channel == p.channel_id
+            && status == "pending"
+            && *total == p.amount.fen()
+        {
+            plan.push(FastApply { index, session_id: id.clone(), bills: Vec::new() });
+        }
+    }
+    if plan.is_empty() {
+        return Ok(plan);
+    }
+    let sql = format!(
+        "SELECT session_id, bill_id, amount_fen FROM session_bills WHERE session_id IN ({}) AND active = TRUE \
+         ORDER BY session_id, bill_id",
+        in_list(plan.len(), 1)
+    );
+    let mut q = sqlx::query(&sql).persistent(false);
+    for f in &plan {
+        q = q.bind(&f.session_id);
+    }
+    let mut by_session: std::collections::HashMap<String, Vec<(String, Money)>> = std::collections::HashMap::new();
+    for r in q.fetch_all(&mut *c).await.map_err(map_err)? {
+        by_session
+            .entry(r.try_get("session_id").map_err(map_err)?)
+            .or_default()
+            .push((r.try_get("bill_id").map_err(map_err)?, money(r.try_get("amount_fen").map_err(map_err)?)?));
+    }
+    // bills that do not add up to the session total are reported by the one-by-one path
+    plan.retain_mut(|f| {
+        f.bills = by_session.remove(&f.session_id).unwrap_or_default();
+        let sum: i64 = f.bills.iter().map(|b| b.1.fen()).sum();
+        !f.bills.is_empty() && sum == ps[f.index].amount.fen()
+    });
+    Ok(plan)
+}
+
+/// The set-based write of the ordinary case: the same rows `apply_payment_conn` writes, a
+/// statement per table for the whole batch. Any surprise (a compare-and-set that does not hit
+/// every row) is an error, and the caller rolls the batch back to its savepoint.
+async fn write_batch(c: &mut Conn, ps: &[PaymentApplication], plan: &[FastApply], ids: &dyn IdGen) -> StoreResult<()> {
+    let n = plan.len();
+    // sessions: pending → paid
+    let sql = format!(
+        "UPDATE checkout_sessions SET status = 'paid', paid_at = v.column2, paid_fen = v.column3, provider_txn_id = v.column4, \
+         provider_close = 'none', updated_at = v.column5, version = version + 1 \
+         FROM (VALUES {}) AS v WHERE checkout_sessions.id = v.column1 AND checkout_sessions.status = 'pending'",
+        placeholders(n, 5, 1)
+    );
+    let mut q = sqlx::query(&sql).persistent(false);
+    for f in plan {
+        let p = &ps[f.index];
+        q = q.bind(&f.session_id).bind(p.paid_at_ms).bind(p.amount.fen()).bind(&p.provider_txn_id).bind(p.now_ms);
+    }
+    let hit = q.execute(&mut *c).await.map_err(map_err)?.rows_affected();
+    if hit != n as u64 {
+        return Err(StoreError::Internal(anyhow!("{hit} of {n} sessions were pending")));
+    }
+
+    // journal entries, their postings, payments, receipts
+    struct Entry {
+        id: String,
+        memo: String,
+        postings: clinicpay::ledger::Postings,
+        payments: Vec<(String, String, Money, String)>, // payment id, bill id, amount, receipt
+    }
+    let mut entries = Vec::with_capacity(n);
+    for f in plan {
+        let p = &ps[f.index];
+        let postings = clinicpay::ledger::Postings::payment(p.provider, &f.bills)
+            .map_err(|e| StoreError::Internal(anyhow!("{e}")))?;
+        let payments = f
+            .bills
+            .iter()
+            .map(|(bill, amount)| {
+                let pid: PaymentId = new_id(ids);
+                let receipt = receipt_no(p.paid_at_ms, pid.as_str());
+                (pid.into_string(), bill.clone(), *amount, receipt)
+            })
+            .collect();
+        entries.push(Entry {
+            id: new_id::<JournalEntryId>(ids).into_string(),
+            memo: format!("{} {} · {} bills", p.provider.as_str(), p.provider_txn_id, f.bills.len()),
+            postings,
+            payments,
+        });
+    }
+    let sql = format!(
+        "INSERT INTO journal_entries (id, kind, occurred_at, ref_type, ref_id, memo, sealed, created_at) \
+         SELECT column1, column2, column3, column4, column5, column6, FALSE, column7 FROM (VALUES {}) AS v",
+        placeholders(n, 7, 1)
+    );
+    let mut q = sqlx::query(&sql).persistent(false);
+    for (f, e) in plan.iter().zip(&entries) {
+        let p = &ps[f.index];
+        q = q
+            .bind(&e.id)
+            .bind(clinicpay::ledger::EntryKind::Payment.as_str())
+            .bind(p.paid_at_ms)
+            .bind("session")
+            .bind(&f.session_id)
+            .bind(&e.memo)
+            .bind(p.now_ms);
+    }
+    q.execute(&mut *c).await.map_err(map_err)?;
+
+    let lines: usize = entries.iter().map(|e| e.postings.lines().len()).sum();
+    let sql = format!(
+        "INSERT INTO postings (entry_id, line_no, account_code, amount_fen, bill_id) VALUES {}",
+        placeholders(lines, 5, 1)
+    );
+    let mut q = sqlx::query(&sql).persistent(false);
+    for e in &entries {
+        for (i, l) in e.postings.lines().iter().enumerate() {
+            q = q.bind(&e.id).bind(i as i32 + 1).bind(l.account.code()).bind(l.amount.fen()).bind(&l.bill_id);
+        }
+    }
+    q.execute(&mut *c).await.map_err(map_err)?;
+    // sealing checks each entry's balance in the database
+    let sql = format!("UPDATE journal_entries SET sealed = TRUE WHERE id IN ({})", in_list(n, 1));
+    let mut q = sqlx::query(&sql).persistent(false);
+    for e in &entries {
+        q = q.bind(&e.id);
+    }
+    q.execute(&mut *c).await.map_err(map_err)?;
+
+    let pays: usize = entries.iter().map(|e| e.payments.len()).sum();
+    let sql = format!(
+        "INSERT INTO payments (id, session_id, bill_id, amount_fen, provider, provider_txn_id, journal_entry_id, receipt_no, paid_at, created_at) \
+         VALUES {}",
+        placeholders(pays, 10, 1)
+    );
+    let mut q = sqlx::query(&sql).persistent(false);
+    for (f, e) in plan.iter().zip(&entries) {
+        let p = &ps[f.index];
+        for (pid, bill, amount, receipt) in &e.payments {
+            q = q
+                .bind(pid)
+                .bind(&f.session_id)
+                .bind(bill)
+                .bind(amount.fen())
+                .bind(p.provider.as_str())
+                .bind(&p.provider_txn_id)
+                .bind(&e.id)
+                .bind(receipt)
+                .bind(p.paid_at_ms)
+                .bind(p.now_ms);
+        }
+    }
+    q.execute(&mut *c).await.map_err(map_err)?;
+
+    // bills: paying → paid (each was reserved by its session)
+    let sql = format!(
+        "UPDATE bills SET status = 'paid', paid_at = v.column2, updated_at = v.column3 FROM (VALUES {}) AS v \
+         WHERE bills.id = v.column1 AND bills.status = 'paying'",
+        placeholders(pays, 3, 1)
+    );
+    let mut q = sqlx::query(&sql).persistent(false);
+    for f in plan {
+        let p = &ps[f.index];
+        for (bill, _) in &f.bills {
+            q = q.bind(bill).bind(p.paid_at_ms).bind(p.now_ms);
+        }
+    }
+    let hit = q.execute(&mut *c).await.map_err(map_err)?.rows_affected();
+    if hit != pays as u64 {
+        return Err(StoreError::Internal(anyhow!("{hit} of {pays} bills were paying")));
+    }
+    let sql =
+        format!("UPDATE session_bills SET active = FALSE WHERE session_id IN ({}) AND active = TRUE", in_list(n, 1));
+    let mut q = sqlx::query(&sql).persistent(false);
+    for f in plan {
+        q = q.bind(&f.session_id);
+    }
+    q.execute(&mut *c).await.map_err(map_err)?;
+
+    let sql = format!(
+        "INSERT INTO provider_transactions (provider, provider_txn_id, out_trade_no, session_id, amount_fen, disposition, journal_entry_id, created_at) \
+         SELECT column1, column2, column3, column4, column5, 'allocated', column6, column7 FROM (VALUES {}) AS v",
+        placeholders(n, 7, 1)
+    );
+    let mut q = sqlx::query(&sql).persistent(false);
+    for (f, e) in plan.iter().zip(&entries) {
+        let p = &ps[f.index];
+        q = q
+            .bind(p.provider.as_str())
+            .bind(&p.provider_txn_id)
+            .bind(&p.out_trade_no)
+            .bind(&f.session_id)
+            .bind(p.amount.fen())
+            .bind(&e.id)
+            .bind(p.now_ms);
+    }
+    q.execute(&mut *c).await.map_err(map_err)?;
+
+    let sql = format!(
+        "INSERT INTO provider_events (provider, event_id, notification_id, outcome, created_at) \
+         SELECT column1, column2, column3, 'applied', column4 FROM (VALUES {}) AS v WHERE true \
+         ON CONFLICT (provider, event_id) DO NOTHING",
+        placeholders(n, 4, 1)
+    );
+    let mut q = sqlx::query(&sql).persistent(false);
+    for f in plan {
+        let p = &ps[f.index];
+        q = q
+            .bind(p.provider.as_str())
+            .bind(&p.event_id)
+            .bind(p.notification_id.as_deref().unwrap_or(""))
+            .bind(p.now_ms);
+    }
+    q.execute(&mut *c).await.map_err(map_err)?;
+
+    let with_notification: Vec<&FastApply> =
+        plan.iter().filter(|f| ps[f.index].notification_id.as_deref().is_some_and(|n| !n.is_empty())).collect();
+    if !with_notification.is_empty() {
+        let sql = format!(
+            "UPDATE notifications SET status = 'applied', reason = NULL, channel_id = v.column2, event_id = v.column3, \
+             out_trade_no = v.column4, processed_at = v.column5 FROM (VALUES {}) AS v WHERE notifications.id = v.column1",
+            placeholders(with_notification.len(), 5, 1)
+        );
+        let mut q = sqlx::query(&sql).persistent(false);
+        for f in &with_notification {
+            let p = &ps[f.index];
+            q = q
+                .bind(p.notification_id.as_deref().unwrap_or(""))
+                .bind(&p.channel_id)
+                .bind(&p.event_id)
+                .bind(&p.out_trade_no)
+                .bind(p.now_ms);
+        }
+        q.execute(&mut *c).await.map_err(map_err)?;
+    }
+
+    let sql = format!(
+        "INSERT INTO outbox (id, topic, aggregate_id, payload, status, created_at) \
+         SELECT column1, 'payment.succeeded', column2, column3, 'pending', column4 FROM (VALUES {}) AS v",
+        placeholders(n, 4, 1)
+    );
+    let mut q = sqlx::query(&sql).persistent(false);
+    for (f, e) in plan.iter().zip(&entries) {
+        let p = &ps[f.index];
+        let receipts: Vec<serde_json::Value> = e
+            .payments
+            .iter()
+            .map(|(_, bill, amount, receipt)| serde_json::json!({ "bill_id": bill, "amount": amount, "receipt_no": receipt }))
+            .collect();
+        let payload = serde_json::json!({
+            "session_id": f.session_id, "out_trade_no": p.out_trade_no, "provider": p.provider.as_str(),
+            "provider_txn_id": p.provider_txn_id, "amount": p.amount, "paid_at_ms": p.paid_at_ms, "payments": receipts,
+        });
+        q = q.bind(new_id::<OutboxId>(ids).into_string()).bind(&f.session_id).bind(payload.to_string()).bind(p.now_ms);
+    }
+    q.execute(&mut *c).await.map_err(map_err)?;
+    Ok(())
+}
+
 #[derive(sqlx::FromRow)]
 struct TaskRow {
     id: String,
@@ -820,23 +1152,51 @@ impl CheckoutStore for ThisStore {
     ) -> StoreResult<Vec<StoreResult<ApplyResult>>> {
         use sqlx::Acquire;
         let mut tx = self.write_tx().await.map_err(map_err)?;
-        let mut results = Vec::with_capacity(ps.len());
-        for p in ps {
+        let mut results: Vec<Option<StoreResult<ApplyResult>>> = (0..ps.len()).map(|_| None).collect();
+        // The ordinary case (a pending session paid in full, first report of its transaction)
+        // is written for the whole batch with a few set-based statements; anything else, or a
+        // batch whose set-based write fails, goes one by one below.
+        if ps.len() > 1 {
+            let plan = plan_batch(tx.c(), ps).await?;
+            if !plan.is_empty() {
+                let mut sp = (&mut tx.tx).begin().await.map_err(map_err)?;
+                match write_batch(&mut sp, ps, &plan, ids).await {
+                    Ok(()) => {
+                        sp.commit().await.map_err(map_err)?;
+                        for f in plan {
+                            let bills = f.bills.len();
+                            results[f.index] = Some(Ok(ApplyResult::Paid { session_id: f.session_id, bills }));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "set-based apply failed; applying one by one");
+                        sp.rollback().await.map_err(map_err)?;
+                    }
+                }
+            }
+        }
+        for (i, p) in ps.iter().enumerate() {
+            if results[i].is_some() {
+                continue;
+            }
             // each application in its own savepoint: one failure does not undo the others
             let mut sp = (&mut tx.tx).begin().await.map_err(map_err)?;
             match apply_payment_conn(&mut sp, p, ids).await {
                 Ok(r) => {
                     sp.commit().await.map_err(map_err)?;
-                    results.push(Ok(r));
+                    results[i] = Some(Ok(r));
                 }
                 Err(e) => {
                     sp.rollback().await.map_err(map_err)?;
-                    results.push(Err(e));
+                    results[i] = Some(Err(e));
                 }
             }
         }
         tx.commit().await.map_err(map_err)?;
-        Ok(results)
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(StoreError::Internal(anyhow!("not applied")))))
+            .collect())
     }
 
     async fn expire_sessions(&self, now_ms: Millis, limit: i64) -> StoreResult<Vec<String>> {

@@ -756,22 +756,36 @@ impl Store for ThisStore {
     }
 
     async fn list_bills(&self, q: &BillQuery) -> StoreResult<Page<BillSummary>> {
-        let mut count =
-            QueryBuilder::<Db>::new("SELECT COUNT(*) FROM bills b JOIN patients p ON p.id = b.patient_id WHERE 1 = 1");
+        let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*) FROM bills b WHERE 1 = 1");
         let mut list = QueryBuilder::<Db>::new(BILL_SUMMARY_SELECT);
         list.push(" WHERE 1 = 1");
         let (from, to) = q.range_ms();
         for b in [&mut count, &mut list] {
             if let Some(text) = &q.q {
+                // Name (anywhere in it), record number or bill number (from the start). A term
+                // that cannot match (record numbers are digits, bill numbers `B…-…`) is left
+                // out, so a name search finds the patients first and their bills by index.
                 let like = format!("%{}%", like_escape(&text.to_lowercase()));
                 let prefix = format!("{}%", like_escape(text));
-                b.push(" AND (LOWER(p.name) LIKE ");
+                let mrn_shaped = text.bytes().all(|c| c.is_ascii_digit());
+                let bill_shaped = text.len() > 1
+                    && text.as_bytes()[0].eq_ignore_ascii_case(&b'B')
+                    && text.bytes().skip(1).all(|c| c.is_ascii_digit() || c == b'-');
+                b.push(" AND (b.patient_id IN (SELECT id FROM patients WHERE LOWER(name) LIKE ");
                 b.push_bind(like);
-                b.push(" ESCAPE '\\' OR p.mrn LIKE ");
-                b.push_bind(prefix.clone());
-                b.push(" ESCAPE '\\' OR b.bill_no LIKE ");
-                b.push_bind(prefix.to_uppercase());
-                b.push(" ESCAPE '\\')");
+                b.push(" ESCAPE '\\'");
+                if mrn_shaped {
+                    b.push(" OR mrn LIKE ");
+                    b.push_bind(prefix.clone());
+                    b.push(" ESCAPE '\\'");
+                }
+                b.push(")");
+                if bill_shaped {
+                    b.push(" OR b.bill_no LIKE ");
+                    b.push_bind(prefix.to_uppercase());
+                    b.push(" ESCAPE '\\'");
+                }
+                b.push(")");
             }
             if let Some(st) = q.status {
                 b.push(" AND b.status = ");
@@ -1060,21 +1074,45 @@ impl clinicpay::ports::ChannelStore for ThisStore {
     }
 
     async fn insert_notification(&self, n: &clinicpay::ports::NewNotification) -> StoreResult<()> {
+        self.insert_notifications(std::slice::from_ref(n)).await
+    }
+
+    async fn insert_notifications(&self, ns: &[clinicpay::ports::NewNotification]) -> StoreResult<()> {
         let mut tx = self.write_tx().await.map_err(map_err)?;
-        sqlx::query(
-            "INSERT INTO notifications (id, provider, received_at, remote_addr, content_type, headers, body, status) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'received')",
-        )
-        .bind(&n.id)
-        .bind(n.provider.as_str())
-        .bind(n.received_at_ms)
-        .bind(&n.remote_addr)
-        .bind(&n.content_type)
-        .bind(&n.headers)
-        .bind(&n.body)
-        .execute(tx.c())
-        .await
-        .map_err(map_err)?;
+        // one multi-row statement per 100 (well inside both databases' parameter limits)
+        for chunk in ns.chunks(100) {
+            let rows = (0..chunk.len())
+                .map(|r| {
+                    let b = r * 7;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, 'received')",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5,
+                        b + 6,
+                        b + 7
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO notifications (id, provider, received_at, remote_addr, content_type, headers, body, status) VALUES {rows}"
+            );
+            let mut q = sqlx::query(&sql).persistent(chunk.len() == 1);
+            for n in chunk {
+                q = q
+                    .bind(&n.id)
+                    .bind(n.provider.as_str())
+                    .bind(n.received_at_ms)
+                    .bind(&n.remote_addr)
+                    .bind(&n.content_type)
+                    .bind(&n.headers)
+                    .bind(&n.body);
+            }
+            q.execute(tx.c()).await.map_err(map_err)?;
+        }
         tx.commit().await.map_err(map_err)
     }
 

@@ -65,7 +65,7 @@ pub async fn notify(
         body: body.to_vec(),
     };
     // Nothing is lost: store before anything else. If that fails, the provider retries.
-    if let Err(e) = services.store.insert_notification(&stored).await {
+    if let Err(e) = services.store_notification(stored).await {
         tracing::error!(error = %e, provider = %provider, "could not store a notification");
         st.metrics
             .incr("clinicpay_notifications_total", &[("provider", provider.as_str()), ("outcome", "store_failed")]);

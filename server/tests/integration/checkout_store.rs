@@ -8,7 +8,8 @@ use clinicpay::ids::{ChannelId, OutTradeNo, SessionId, TypedId};
 use clinicpay::money::Money;
 use clinicpay::payments::{PayMethod, Provider, SessionStatus};
 use clinicpay::ports::{
-    ApplyResult, AuditInput, ChannelRecord, CreateOutcome, IdGen, NewSession, PaymentApplication, SessionRefusal, Store,
+    ApplyResult, AuditInput, ChannelRecord, CreateOutcome, IdGen, NewNotification, NewSession, PaymentApplication,
+    SessionRefusal, Store,
 };
 use clinicpay::services::demo::generate;
 use server::runtime::RandomIds;
@@ -301,6 +302,161 @@ async fn a_payment_is_applied_exactly_once_under_concurrent_delivery() {
         let report = w.store.ledger_report().await.unwrap();
         let clearing = report.balances.iter().find(|(a, _)| a == "1012.01").unwrap().1;
         assert_eq!(clearing, v.total.fen(), "{backend}: Alipay clearing holds the money");
+    }
+}
+
+/// Warnings logged on this thread while installed (the tests run on a current-thread runtime).
+#[derive(Clone, Default)]
+struct CapturedLog(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLog {
+    fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let me = self.clone();
+        let subscriber =
+            tracing_subscriber::fmt().with_writer(move || me.clone()).with_max_level(tracing::Level::WARN).finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn a_batch_writes_the_ordinary_case_together_and_everything_else_as_if_alone() {
+    for backend in backends() {
+        let w = world(backend).await;
+        let mut patients = (0..w.data.patients.len()).map(|i| w.unpaid_of(i)).filter(|(_, b)| !b.is_empty());
+        // three ordinary payments, each from a stored notification
+        let mut ordinary = Vec::new();
+        let mut sessions = Vec::new();
+        let stored = |nid: String| NewNotification {
+            id: nid,
+            provider: Provider::Alipay,
+            received_at_ms: 1_900,
+            remote_addr: "127.0.0.1".into(),
+            content_type: "application/x-www-form-urlencoded".into(),
+            headers: "{}".into(),
+            body: b"x".to_vec(),
+        };
+        let mut notifications = Vec::new();
+        for i in 0..3 {
+            let (patient, bills) = patients.next().unwrap();
+            let v = w.create(&w.new_session(&patient, &bills)).await.unwrap();
+            let nid = format!("ntf_batch{i}");
+            notifications.push(stored(nid.clone()));
+            let mut p = w.payment(&v.out_trade_no, &format!("TXN-B{i}"), v.total);
+            p.notification_id = Some(nid);
+            ordinary.push(p);
+            sessions.push((v, bills.len()));
+        }
+        // stored together (group commit of raw notifications)
+        w.store.insert_notifications(&notifications).await.unwrap();
+        assert_eq!(
+            w.db.scalar_i64("SELECT COUNT(*) FROM notifications WHERE id LIKE 'ntf_batch%' AND status = 'received'")
+                .await,
+            3
+        );
+        // the first delivered twice (another notification of the same payment)
+        let mut repeat = ordinary[0].clone();
+        repeat.notification_id = Some("ntf_repeat".into());
+        w.store.insert_notification(&stored("ntf_repeat".into())).await.unwrap();
+        // and in the same batch: a repeat, a wrong amount, an unknown order, late money
+        let (patient, bills) = patients.next().unwrap();
+        let v = w.create(&w.new_session(&patient, &bills)).await.unwrap();
+        let mismatch = w.payment(&v.out_trade_no, "TXN-BM", v.total.checked_sub(Money::from_fen(1).unwrap()).unwrap());
+        let unknown = w.payment("CPNOSUCHORDER", "TXN-BU", v.total);
+        let (patient, bills) = patients.next().unwrap();
+        let late_v = w.create(&w.new_session(&patient, &bills)).await.unwrap();
+        w.store.end_session(&late_v.id, EndReason::Cancelled, 1_500, true).await.unwrap().unwrap();
+        let late = w.payment(&late_v.out_trade_no, "TXN-BL", late_v.total);
+        let batch =
+            vec![ordinary[0].clone(), mismatch, ordinary[1].clone(), repeat, unknown, ordinary[2].clone(), late];
+        let log = CapturedLog::default();
+        let results: Vec<ApplyResult> = {
+            let _guard = log.install();
+            w.store.apply_payments(&batch, &RandomIds).await.unwrap().into_iter().map(|r| r.unwrap()).collect()
+        };
+        assert!(
+            !log.text().contains("set-based apply failed"),
+            "{backend}: the set-based path was taken: {}",
+            log.text()
+        );
+        let expect_paid = |r: &ApplyResult, n: usize| matches!(r, ApplyResult::Paid { bills, .. } if *bills == n);
+        assert!(expect_paid(&results[0], sessions[0].1), "{backend}: {results:?}");
+        assert!(matches!(results[1], ApplyResult::AmountMismatch { .. }), "{backend}: {results:?}");
+        assert!(expect_paid(&results[2], sessions[1].1), "{backend}: {results:?}");
+        assert_eq!(results[3], ApplyResult::Duplicate, "{backend}");
+        assert_eq!(results[4], ApplyResult::UnknownOrder, "{backend}");
+        assert!(expect_paid(&results[5], sessions[2].1), "{backend}: {results:?}");
+        assert!(matches!(results[6], ApplyResult::LatePayment { refund_queued: true, .. }), "{backend}: {results:?}");
+
+        // the rows the one-by-one path writes, for each ordinary payment
+        for (v, n) in &sessions {
+            let after = w.store.session(&v.id).await.unwrap().unwrap();
+            assert_eq!(after.status, SessionStatus::Paid, "{backend}");
+            assert!(after.bills.iter().all(|b| b.status == BillStatus::Paid && b.receipt_no.is_some()), "{backend}");
+            let q = |t: &str| format!("SELECT COUNT(*) FROM {t} WHERE session_id = '{}'", v.id);
+            assert_eq!(w.db.scalar_i64(&q("payments")).await, *n as i64, "{backend}");
+            assert_eq!(w.db.scalar_i64(&q("provider_transactions")).await, 1, "{backend}");
+            assert_eq!(
+                w.db.scalar_i64(&format!(
+                    "SELECT COUNT(*) FROM session_bills WHERE session_id = '{}' AND active = TRUE",
+                    v.id
+                ))
+                .await,
+                0,
+                "{backend}: the bills are released"
+            );
+            assert_eq!(
+                w.db.scalar_i64(&format!(
+                    "SELECT COUNT(*) FROM outbox WHERE topic = 'payment.succeeded' AND aggregate_id = '{}'",
+                    v.id
+                ))
+                .await,
+                1,
+                "{backend}"
+            );
+        }
+        assert_eq!(
+            w.db.scalar_i64(
+                "SELECT COUNT(*) FROM notifications WHERE id LIKE 'ntf_batch%' AND status = 'applied' \
+                 AND event_id LIKE 'ev-TXN-B%' AND out_trade_no IS NOT NULL AND processed_at = 2000"
+            )
+            .await,
+            3,
+            "{backend}: each notification records its outcome in the same transaction"
+        );
+        assert_eq!(
+            w.db.scalar_i64("SELECT COUNT(*) FROM notifications WHERE id = 'ntf_repeat' AND status = 'duplicate'")
+                .await,
+            1,
+            "{backend}"
+        );
+        assert_eq!(
+            w.db.scalar_i64(
+                "SELECT COUNT(*) FROM provider_events WHERE event_id LIKE 'ev-TXN-B_' AND outcome = 'applied'"
+            )
+            .await,
+            3,
+            "{backend}"
+        );
+        w.assert_books(backend).await;
+
+        // delivered again, all together: nothing changes
+        let again = w.store.apply_payments(&ordinary, &RandomIds).await.unwrap();
+        assert!(again.into_iter().all(|r| r.unwrap() == ApplyResult::Duplicate), "{backend}");
+        assert_eq!(w.db.scalar_i64("SELECT COUNT(*) FROM outbox WHERE topic = 'payment.succeeded'").await, 3);
+        w.assert_books(backend).await;
     }
 }
 
