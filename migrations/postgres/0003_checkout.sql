@@ -34,7 +34,8 @@ CREATE INDEX checkout_sessions_pending ON checkout_sessions (status, expires_at)
 CREATE INDEX checkout_sessions_sync ON checkout_sessions (status, sync_next_at);
 CREATE INDEX checkout_sessions_close ON checkout_sessions (provider_close);
 CREATE INDEX checkout_sessions_patient ON checkout_sessions (patient_id, created_at);
-CREATE INDEX checkout_sessions_paid ON checkout_sessions (paid_at);
+-- the latest payments (dashboard): by status, newest first
+CREATE INDEX checkout_sessions_paid ON checkout_sessions (status, paid_at);
 
 -- C1/C2: the bills of a session with their amounts frozen at creation. `active` while the
 -- session is pending: the partial unique index keeps a bill in at most one active session.
