@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use clinicpay::payments::SessionStatus;
 use clinicpay::ports::SessionEvents;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 const CHANNEL: &str = "clinicpay_sessions";
 
@@ -19,12 +19,17 @@ pub struct SessionChange {
 pub struct EventHub {
     tx: broadcast::Sender<SessionChange>,
     pg: Option<sqlx::PgPool>,
+    /// PostgreSQL: changes waiting to be sent, several per `NOTIFY` transaction (each such
+    /// transaction is a durable commit; one per payment would cost as much as the payment).
+    outgoing: mpsc::UnboundedSender<SessionChange>,
+    outgoing_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<SessionChange>>>,
 }
 
 impl EventHub {
     pub fn new(pg: Option<sqlx::PgPool>) -> EventHub {
         let (tx, _) = broadcast::channel(1024);
-        EventHub { tx, pg }
+        let (outgoing, rx) = mpsc::unbounded_channel();
+        EventHub { tx, pg, outgoing, outgoing_rx: std::sync::Mutex::new(Some(rx)) }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<SessionChange> {
@@ -35,9 +40,38 @@ impl EventHub {
         let _ = self.tx.send(change);
     }
 
-    /// PostgreSQL: forward every instance's NOTIFYs to this instance's subscribers.
+    /// PostgreSQL: send this instance's changes (in batches) and forward every instance's
+    /// NOTIFYs to this instance's subscribers.
     pub fn spawn_listener(self: &std::sync::Arc<Self>) {
         let Some(pool) = self.pg.clone() else { return };
+        if let Some(mut rx) = self.outgoing_rx.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let me = self.clone();
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                while let Some(first) = rx.recv().await {
+                    let mut batch = vec![first];
+                    while batch.len() < 500 {
+                        match rx.try_recv() {
+                            Ok(c) => batch.push(c),
+                            Err(_) => break,
+                        }
+                    }
+                    let payloads: Vec<String> =
+                        batch.iter().map(|c| format!("{} {}", c.session_id, c.status.as_str())).collect();
+                    if let Err(e) = sqlx::query("SELECT pg_notify($1, x) FROM UNNEST($2::text[]) AS x")
+                        .bind(CHANNEL)
+                        .bind(&payloads)
+                        .execute(&pool)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "NOTIFY failed; telling this instance only");
+                        for c in batch {
+                            me.local(c);
+                        }
+                    }
+                }
+            });
+        }
         let me = self.clone();
         tokio::spawn(async move {
             loop {
@@ -67,12 +101,10 @@ impl EventHub {
 impl SessionEvents for EventHub {
     async fn publish(&self, session_id: &str, status: SessionStatus) {
         match &self.pg {
-            Some(pool) => {
-                let payload = format!("{session_id} {}", status.as_str());
-                if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(&payload).execute(pool).await
-                {
-                    tracing::warn!(error = %e, "NOTIFY failed; telling this instance only");
-                    self.local(SessionChange { session_id: session_id.to_string(), status });
+            Some(_) => {
+                let change = SessionChange { session_id: session_id.to_string(), status };
+                if let Err(mpsc::error::SendError(change)) = self.outgoing.send(change) {
+                    self.local(change);
                 }
             }
             None => self.local(SessionChange { session_id: session_id.to_string(), status }),
