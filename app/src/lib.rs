@@ -88,6 +88,14 @@ fn initial_user() -> Option<CurrentUser> {
     }
 }
 
+fn title_for(lang: Lang) -> &'static str {
+    if lang == Lang::En {
+        "ClinicPay"
+    } else {
+        "ClinicPay 医院收费"
+    }
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
@@ -102,12 +110,19 @@ pub fn App() -> impl IntoView {
             let _ = body.set_attribute("data-hydrated", "true");
         }
     });
+    Effect::new(move |_| {
+        let title = title_for(i18n.lang.get());
+        if let Some(d) = web_sys::window().and_then(|w| w.document()) {
+            d.set_title(title);
+        }
+    });
 
     view! {
         <Stylesheet id="leptos" href="/pkg/clinicpay.css"/>
-        // `try_get`: the server may read the title after the page's reactive owner is gone
-        // (a panic under load otherwise); the request's language stands in then.
-        <Title text=move || if i18n.lang.try_get().unwrap_or(first_lang) == Lang::En { "ClinicPay" } else { "ClinicPay 医院收费" }/>
+        // A plain value, not a signal: the server reads the title after rendering, where no
+        // reactive arena may be active (reading a signal there panicked under load). The
+        // browser follows a language switch through the effect above.
+        <Title text=title_for(first_lang)/>
         <Router>
             <Routes fallback=|| view! { <Layout><NotFound/></Layout> }>
                 <Route path=path!("/login") view=pages::login::LoginPage ssr=SsrMode::Async/>

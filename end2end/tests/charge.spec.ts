@@ -214,6 +214,9 @@ test('paying after cancel: the money is refunded automatically and shown as an e
     await page.reload();
     return await page.getByTestId('exception-row').filter({ hasText: '过期/取消后到账' }).first().getAttribute('data-status');
   }, { timeout: 45_000 }).toBe('refunded');
+  const row = page.getByTestId('exception-row').filter({ hasText: '过期/取消后到账' }).first();
+  await expect(row).toContainText('会话过期或取消后才到账');
+  await expect(row).toContainText('已原路退回 ¥');
   await shot(page, 'exceptions-refunded');
   const trade = await (await page.request.get(`${BASE}/sandbox/alipay/control/trades/${no}`)).json();
   expect(trade.state).toBe('TRADE_CLOSED');

@@ -37,6 +37,51 @@ fn status_label(status: &str, en: bool) -> &'static str {
     }
 }
 
+/// What happened, in the reader's language. The stored `detail` is the server's record (English);
+/// the cases the server writes are told from their kind and amounts, anything else shown as stored.
+fn explain(x: &clinicpay::checkout::ExceptionView, en: bool) -> String {
+    let amount = x.amount.display();
+    match (x.kind.as_str(), x.expected) {
+        ("late_payment", _) if en => {
+            format!("{amount} arrived after the session had expired or been cancelled; kept as unallocated money")
+        }
+        ("late_payment", _) => format!("会话过期或取消后才到账 {amount}，已记为未分配款项"),
+        ("amount_mismatch", Some(e)) if en => {
+            format!(
+                "the provider reports {amount} paid but the session is for {}; the session stays unpaid",
+                e.display()
+            )
+        }
+        ("amount_mismatch", Some(e)) => {
+            format!("渠道报告实付 {amount}，但本次收费应付 {}；收费保持未支付", e.display())
+        }
+        _ => x.detail.clone(),
+    }
+}
+
+/// The resolution, in the reader's language where the server wrote it (an automatic refund);
+/// a person's note is shown as they typed it.
+fn resolution_text(x: &clinicpay::checkout::ExceptionView, en: bool) -> Option<String> {
+    let r = x.resolution.as_ref()?;
+    if x.status == "refunded" && r.starts_with("refunded ") && r.ends_with(" through the original channel") {
+        let amount = x.amount.display();
+        return Some(if en {
+            format!("refunded {amount} through the original channel")
+        } else {
+            format!("已原路退回 {amount}")
+        });
+    }
+    if let Some(err) = r.strip_prefix("automatic refund failed: ") {
+        let err = err.trim_end_matches("; decide manually");
+        return Some(if en {
+            format!("automatic refund failed: {err}; decide manually")
+        } else {
+            format!("自动退款失败：{err}；请人工处理")
+        });
+    }
+    Some(r.clone())
+}
+
 #[component]
 pub fn ExceptionsPage() -> impl IntoView {
     let i18n = use_i18n();
@@ -95,8 +140,13 @@ pub fn ExceptionsPage() -> impl IntoView {
                                             <td class="num"><Amount value=x.amount/></td>
                                             <td><span class=format!("badge badge-exc-{status2}")>{move || status_label(&status, i18n.is_en())}</span></td>
                                             <td>
-                                                <div class="detail">{x.detail.clone()}</div>
-                                                {x.resolution.clone().map(|r| view! { <div class="resolution">{r}</div> })}
+                                                {
+                                                    let (x1, x2) = (x.clone(), x.clone());
+                                                    view! {
+                                                        <div class="detail">{move || explain(&x1, i18n.is_en())}</div>
+                                                        {move || resolution_text(&x2, i18n.is_en()).map(|r| view! { <div class="resolution">{r}</div> })}
+                                                    }
+                                                }
                                                 {decidable.then(|| view! {
                                                     <div class="row-actions">
                                                         <ActionForm action=decide attr:class="inline">
@@ -124,5 +174,60 @@ pub fn ExceptionsPage() -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clinicpay::checkout::ExceptionView;
+    use clinicpay::money::Money;
+    use clinicpay::payments::Provider;
+
+    fn exception(kind: &str, status: &str, detail: &str, resolution: Option<&str>) -> ExceptionView {
+        ExceptionView {
+            id: "exc_1".into(),
+            kind: kind.into(),
+            session_id: None,
+            patient_name: None,
+            provider: Provider::Alipay,
+            out_trade_no: "CP1".into(),
+            provider_txn_id: "2026".into(),
+            amount: Money::from_fen(42_960).unwrap(),
+            expected: Some(Money::from_fen(40_000).unwrap()),
+            status: status.into(),
+            detail: detail.into(),
+            resolution: resolution.map(str::to_string),
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn the_servers_own_words_are_told_in_the_readers_language() {
+        let late = exception(
+            "late_payment",
+            "refunded",
+            "payment of ¥429.60 arrived after the session became cancelled; the money is kept as unallocated",
+            Some("refunded ¥429.60 through the original channel"),
+        );
+        assert_eq!(explain(&late, false), "会话过期或取消后才到账 ¥429.60，已记为未分配款项");
+        assert!(explain(&late, true).starts_with("¥429.60 arrived after the session"));
+        assert_eq!(resolution_text(&late, false).as_deref(), Some("已原路退回 ¥429.60"));
+        assert_eq!(resolution_text(&late, true).as_deref(), Some("refunded ¥429.60 through the original channel"));
+
+        let mismatch = exception(
+            "amount_mismatch",
+            "open",
+            "…",
+            Some("automatic refund failed: ACQ.SYSTEM_ERROR; decide manually"),
+        );
+        assert_eq!(explain(&mismatch, false), "渠道报告实付 ¥429.60，但本次收费应付 ¥400.00；收费保持未支付");
+        assert_eq!(resolution_text(&mismatch, false).as_deref(), Some("自动退款失败：ACQ.SYSTEM_ERROR；请人工处理"));
+
+        // a person's note and an unknown kind are shown as written
+        let other = exception("something_new", "resolved", "as stored", Some("已电话联系患者"));
+        assert_eq!(explain(&other, false), "as stored");
+        assert_eq!(resolution_text(&other, true).as_deref(), Some("已电话联系患者"));
     }
 }
