@@ -43,6 +43,8 @@ impl Role {
     }
 }
 
+crate::parse_from_string!(Role, "role");
+
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -100,6 +102,7 @@ pub fn password_problem(p: &str) -> Option<&'static str> {
 /// The logged-in staff member, as the UI and the services see them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CurrentUser {
+    /// The principal: a user id (`usr_…`), or an API token's id (`tok_…`) for integrations.
     pub id: String,
     pub username: String,
     pub display_name: String,

@@ -115,6 +115,9 @@ impl BillStatus {
     }
 }
 
+crate::parse_from_string!(BillStatus, "bill status");
+crate::parse_from_string!(ItemCategory, "item category");
+
 impl fmt::Display for BillStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

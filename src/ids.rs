@@ -95,6 +95,13 @@ macro_rules! typed_id {
             }
         }
 
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(s: String) -> Result<Self, IdError> {
+                Self::parse(&s)
+            }
+        }
+
         impl std::str::FromStr for $name {
             type Err = IdError;
             fn from_str(s: &str) -> Result<Self, IdError> {
@@ -162,6 +169,19 @@ impl OutTradeNo {
     }
 
     pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for OutTradeNo {
+    type Error = IdError;
+    fn try_from(s: String) -> Result<Self, IdError> {
+        OutTradeNo::parse(&s)
+    }
+}
+
+impl AsRef<str> for OutTradeNo {
+    fn as_ref(&self) -> &str {
         &self.0
     }
 }

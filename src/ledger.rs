@@ -4,6 +4,8 @@
 //! credits negative. Account balances derive from postings only. The database checks the same
 //! invariant when an entry is sealed (see the migrations), so a bug here cannot unbalance the books.
 
+use crate::checkout::payable::PayableId;
+use crate::ids::BillId;
 use crate::money::Money;
 use crate::payments::Provider;
 use serde::{Deserialize, Serialize};
@@ -57,6 +59,10 @@ impl Account {
             Account::MedicalIncome => "6001",
             Account::PaymentFees => "6603",
         }
+    }
+
+    pub fn parse(code: &str) -> Option<Account> {
+        Account::from_code(code)
     }
 
     pub fn from_code(code: &str) -> Option<Account> {
@@ -122,6 +128,13 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
+    pub const ALL: [EntryKind; 4] =
+        [EntryKind::Payment, EntryKind::UnallocatedReceipt, EntryKind::UnallocatedRefund, EntryKind::Refund];
+
+    pub fn parse(s: &str) -> Option<EntryKind> {
+        EntryKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             EntryKind::Payment => "payment",
@@ -132,13 +145,16 @@ impl EntryKind {
     }
 }
 
+crate::parse_from_string!(EntryKind, "journal entry kind");
+crate::parse_from_string!(Account, "account code");
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Posting {
     pub account: Account,
     /// Debit positive, credit negative.
     pub amount: Money,
     /// The bill this line allocates to, when it does.
-    pub bill_id: Option<String>,
+    pub bill_id: Option<BillId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -176,15 +192,15 @@ impl Postings {
         &self.0
     }
 
-    /// A payment of several bills through one provider: one debit to the clearing account,
-    /// one credit to income per bill.
-    pub fn payment(provider: Provider, allocations: &[(String, Money)]) -> Result<Postings, LedgerError> {
+    /// A payment of several payables through one provider: one debit to the clearing account,
+    /// one credit per payable to the account its kind is credited to (income for a bill).
+    pub fn payment(provider: Provider, allocations: &[(PayableId, Money)]) -> Result<Postings, LedgerError> {
         let total = Money::sum(allocations.iter().map(|(_, m)| *m)).map_err(|_| LedgerError::Overflow)?;
         let mut lines = vec![Posting { account: Account::clearing_for(provider), amount: total, bill_id: None }];
-        lines.extend(allocations.iter().map(|(bill, m)| Posting {
-            account: Account::MedicalIncome,
+        lines.extend(allocations.iter().map(|(payable, m)| Posting {
+            account: payable.kind().credit_account(),
             amount: -*m,
-            bill_id: Some(bill.clone()),
+            bill_id: payable.bill().cloned(),
         }));
         Postings::new(lines)
     }
@@ -216,11 +232,11 @@ mod tests {
 
     #[test]
     fn payment_entry_balances() {
-        let p = Postings::payment(
-            Provider::Alipay,
-            &[("bill_a".into(), m("320")), ("bill_b".into(), m("980")), ("bill_c".into(), m("200"))],
-        )
-        .unwrap();
+        let bill = |n| PayableId::Bill(BillId::from_u128(n));
+        let p = Postings::payment(Provider::Alipay, &[(bill(1), m("320")), (bill(2), m("980")), (bill(3), m("200"))])
+            .unwrap();
+        assert_eq!(p.lines()[1].bill_id, Some(BillId::from_u128(1)));
+        assert_eq!(p.lines()[1].account, Account::MedicalIncome);
         assert_eq!(p.lines().len(), 4);
         assert_eq!(p.lines()[0].amount, m("1500"));
         assert_eq!(Money::sum(p.lines().iter().map(|l| l.amount)).unwrap(), Money::ZERO);

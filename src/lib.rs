@@ -20,3 +20,24 @@ pub mod ports;
 pub mod services;
 
 pub use money::Money;
+
+/// A stored or received word that names none of an enum's values (a status, a provider, …).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what}: {value:?}")]
+pub struct UnknownValue {
+    pub what: &'static str,
+    pub value: String,
+}
+
+/// `TryFrom<String>` through the enum's own `parse`, so rows map straight into domain types.
+macro_rules! parse_from_string {
+    ($ty:ty, $what:literal) => {
+        impl TryFrom<String> for $ty {
+            type Error = $crate::UnknownValue;
+            fn try_from(s: String) -> Result<Self, $crate::UnknownValue> {
+                <$ty>::parse(&s).ok_or($crate::UnknownValue { what: $what, value: s })
+            }
+        }
+    };
+}
+pub(crate) use parse_from_string;

@@ -252,6 +252,14 @@ impl fmt::Debug for Money {
     }
 }
 
+/// Stored amounts are fen.
+impl TryFrom<i64> for Money {
+    type Error = MoneyError;
+    fn try_from(fen: i64) -> Result<Money, MoneyError> {
+        Money::from_fen(fen)
+    }
+}
+
 impl FromStr for Money {
     type Err = MoneyError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -45,6 +45,10 @@ impl Provider {
     }
 }
 
+crate::parse_from_string!(Provider, "provider");
+crate::parse_from_string!(PayMethod, "payment method");
+crate::parse_from_string!(SessionStatus, "session status");
+
 impl fmt::Display for Provider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -256,6 +260,36 @@ pub enum PayAction {
     Jsapi(JsapiParams),
 }
 
+impl PayAction {
+    /// How it is stored: a kind word and its content.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PayAction::QrCode(_) => "qr",
+            PayAction::Redirect(_) => "redirect",
+            PayAction::Form(_) => "form",
+            PayAction::Jsapi(_) => "jsapi",
+        }
+    }
+
+    pub fn content(&self) -> String {
+        match self {
+            PayAction::QrCode(c) | PayAction::Redirect(c) | PayAction::Form(c) => c.clone(),
+            PayAction::Jsapi(p) => serde_json::to_string(p).unwrap_or_default(),
+        }
+    }
+
+    /// Rebuilds a stored action; `None` for a kind or content we never write.
+    pub fn from_parts(kind: &str, content: String) -> Option<PayAction> {
+        Some(match kind {
+            "qr" => PayAction::QrCode(content),
+            "redirect" => PayAction::Redirect(content),
+            "form" => PayAction::Form(content),
+            "jsapi" => PayAction::Jsapi(serde_json::from_str(&content).ok()?),
+            _ => return None,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JsapiParams {
     #[serde(rename = "appId")]
@@ -378,6 +412,53 @@ impl EventKind {
             EventKind::RefundFailed { .. } => "refund_failed",
             EventKind::Informational { .. } => "informational",
         }
+    }
+}
+
+/// What became of a stored provider notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationStatus {
+    /// Stored, not yet processed (or processing died: re-drive picks it up).
+    Received,
+    Applied,
+    Duplicate,
+    Rejected,
+    Failed,
+    Ignored,
+}
+
+impl NotificationStatus {
+    pub const ALL: [NotificationStatus; 6] = [
+        NotificationStatus::Received,
+        NotificationStatus::Applied,
+        NotificationStatus::Duplicate,
+        NotificationStatus::Rejected,
+        NotificationStatus::Failed,
+        NotificationStatus::Ignored,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationStatus::Received => "received",
+            NotificationStatus::Applied => "applied",
+            NotificationStatus::Duplicate => "duplicate",
+            NotificationStatus::Rejected => "rejected",
+            NotificationStatus::Failed => "failed",
+            NotificationStatus::Ignored => "ignored",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<NotificationStatus> {
+        NotificationStatus::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+crate::parse_from_string!(NotificationStatus, "notification status");
+
+impl fmt::Display for NotificationStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

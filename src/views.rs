@@ -3,7 +3,9 @@
 
 use crate::auth::Role;
 use crate::billing::{BillItem, BillStatus};
+use crate::ids::{BillId, ChannelId, NotificationId, PatientId, PaymentId, SessionId, UserId};
 use crate::money::Money;
+use crate::payments::{NotificationStatus, Provider};
 use crate::time::{day_start, parse_date, Millis, DAY_MS};
 use serde::{Deserialize, Serialize};
 
@@ -200,9 +202,9 @@ impl BillQuery {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BillSummary {
-    pub id: String,
+    pub id: BillId,
     pub bill_no: String,
-    pub patient_id: String,
+    pub patient_id: PatientId,
     pub patient_name: String,
     pub mrn: String,
     pub department_zh: String,
@@ -214,9 +216,9 @@ pub struct BillSummary {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentLine {
-    pub id: String,
-    pub session_id: String,
-    pub provider: String,
+    pub id: PaymentId,
+    pub session_id: SessionId,
+    pub provider: Provider,
     pub provider_txn_id: String,
     pub amount: Money,
     pub paid_at_ms: Millis,
@@ -233,7 +235,7 @@ pub struct BillDetail {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PatientSummary {
-    pub id: String,
+    pub id: PatientId,
     pub mrn: String,
     pub name: String,
     pub gender: String,
@@ -252,9 +254,9 @@ pub struct PatientDetail {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecentPayment {
-    pub session_id: String,
+    pub session_id: SessionId,
     pub patient_name: String,
-    pub provider: String,
+    pub provider: Provider,
     pub amount: Money,
     pub bills: i64,
     pub paid_at_ms: Millis,
@@ -273,7 +275,7 @@ pub struct Dashboard {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserView {
-    pub id: String,
+    pub id: UserId,
     pub username: String,
     pub display_name: String,
     pub role: Role,
@@ -295,8 +297,8 @@ pub struct AuditEntryView {
 /// A payment channel configuration as the admin page shows it: secrets masked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelView {
-    pub id: String,
-    pub provider: String,
+    pub id: ChannelId,
+    pub provider: Provider,
     pub name: String,
     pub account: String,
     pub is_default: bool,
@@ -315,10 +317,10 @@ pub struct ChannelView {
 /// A stored provider notification, for the notifications page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotificationView {
-    pub id: String,
-    pub provider: String,
+    pub id: NotificationId,
+    pub provider: Provider,
     pub received_at_ms: Millis,
-    pub status: String,
+    pub status: NotificationStatus,
     pub reason: Option<String>,
     pub event_id: Option<String>,
     pub out_trade_no: Option<String>,

@@ -2,7 +2,6 @@
 //! functions behind them.
 
 pub mod api;
-pub mod api_pay;
 pub mod components;
 pub mod error;
 pub mod i18n;

@@ -26,7 +26,7 @@ pub async fn seed(services: &Services, sandboxes: Option<&Sandboxes>) -> anyhow:
         prepare_sandbox_channels(services, sb, true).await?;
     }
     if fresh {
-        let channels: Vec<(Provider, String)> = services
+        let channels: Vec<(Provider, clinicpay::ids::ChannelId)> = services
             .store
             .list_channels()
             .await
@@ -43,7 +43,7 @@ pub async fn seed(services: &Services, sandboxes: Option<&Sandboxes>) -> anyhow:
 
 fn open(services: &Services, c: &ChannelRecord) -> anyhow::Result<ChannelSecrets> {
     let plain = services.secrets.open(
-        c.id.as_bytes(),
+        c.id.as_str().as_bytes(),
         &Sealed { key_version: c.secret_key_version, ciphertext: c.secret_ciphertext.clone() },
     )?;
     Ok(serde_json::from_slice(&plain)?)
@@ -195,7 +195,7 @@ async fn reregister(services: &Services, sb: &Sandboxes, c: &ChannelRecord, base
             &Actor::system("sandbox"),
             "sandbox_channel_refreshed",
             "channel",
-            &c.id,
+            c.id.as_str(),
             serde_json::json!({ "reason": "re-registered with the built-in sandbox at startup" }),
         );
         services.store.update_channel(&rec, c.version, &audit).await.map_err(|e| anyhow::anyhow!("{e}"))?;

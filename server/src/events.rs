@@ -4,6 +4,7 @@
 //! with SQLite (one instance) it stays in-process.
 
 use async_trait::async_trait;
+use clinicpay::ids::SessionId;
 use clinicpay::payments::SessionStatus;
 use clinicpay::ports::SessionEvents;
 use tokio::sync::{broadcast, mpsc};
@@ -12,7 +13,7 @@ const CHANNEL: &str = "clinicpay_sessions";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionChange {
-    pub session_id: String,
+    pub session_id: SessionId,
     pub status: SessionStatus,
 }
 
@@ -82,8 +83,10 @@ impl EventHub {
                         } else {
                             while let Ok(n) = l.recv().await {
                                 if let Some((id, st)) = n.payload().split_once(' ') {
-                                    if let Some(status) = SessionStatus::parse(st) {
-                                        me.local(SessionChange { session_id: id.to_string(), status });
+                                    if let (Ok(session_id), Some(status)) =
+                                        (SessionId::parse(id), SessionStatus::parse(st))
+                                    {
+                                        me.local(SessionChange { session_id, status });
                                     }
                                 }
                             }
@@ -99,15 +102,15 @@ impl EventHub {
 
 #[async_trait]
 impl SessionEvents for EventHub {
-    async fn publish(&self, session_id: &str, status: SessionStatus) {
+    async fn publish(&self, session_id: &SessionId, status: SessionStatus) {
+        let change = SessionChange { session_id: session_id.clone(), status };
         match &self.pg {
             Some(_) => {
-                let change = SessionChange { session_id: session_id.to_string(), status };
                 if let Err(mpsc::error::SendError(change)) = self.outgoing.send(change) {
                     self.local(change);
                 }
             }
-            None => self.local(SessionChange { session_id: session_id.to_string(), status }),
+            None => self.local(change),
         }
     }
 }

@@ -115,7 +115,7 @@ impl Services {
         detail: serde_json::Value,
     ) -> AuditInput {
         AuditInput {
-            id: self.ids.new_id::<AuditId>().into_string(),
+            id: self.ids.new_id::<AuditId>(),
             at_ms: self.now(),
             actor_id: actor.id.clone(),
             actor_name: actor.name.clone(),
@@ -154,7 +154,7 @@ impl Services {
 
         let user = self.store.user_by_username(&username).await?;
         let ok = verify_blocking(input.password.clone(), user.as_ref().map(|u| u.password_hash.clone())).await;
-        let actor = Actor { id: user.as_ref().map(|u| u.id.clone()), name: username.clone(), ip: input.ip.clone() };
+        let actor = Actor { id: user.as_ref().map(|u| u.id.to_string()), name: username.clone(), ip: input.ip.clone() };
 
         let user = match user {
             Some(u) if ok && !u.disabled && !(u.demo && self.config.production) => u,
@@ -212,7 +212,7 @@ impl Services {
             ip: input.ip.clone(),
             user_agent: input.user_agent.chars().take(200).collect(),
         };
-        let audit = self.audit_input(&actor, "login", "user", &user.id, serde_json::json!({}));
+        let audit = self.audit_input(&actor, "login", "user", user.id.as_str(), serde_json::json!({}));
         self.store.create_auth_session(&session, &audit).await?;
         Ok(LoginOk { token, user: user.current(), expires_at_ms: expires })
     }
@@ -275,7 +275,7 @@ impl Services {
         }
         let hash = hash_blocking(input.password).await?;
         let rec = UserRecord {
-            id: self.ids.new_id::<UserId>().into_string(),
+            id: self.ids.new_id::<UserId>(),
             username: username.clone(),
             display_name,
             role: input.role,
@@ -288,7 +288,7 @@ impl Services {
             actor,
             "user_created",
             "user",
-            &rec.id,
+            rec.id.as_str(),
             serde_json::json!({ "after": { "username": rec.username, "role": rec.role.as_str(), "display_name": rec.display_name } }),
         );
         match self.store.create_user(&rec, &audit).await {
@@ -317,7 +317,7 @@ impl Services {
         if id.as_str() == actor.id && disabled {
             return Err(ServiceError::invalid("cannot_disable_self", "you cannot disable your own account"));
         }
-        let before = self.store.user_by_id(id.as_str()).await?.ok_or(ServiceError::NotFound("user"))?;
+        let before = self.store.user_by_id(&id).await?.ok_or(ServiceError::NotFound("user"))?;
         let audit = self.audit_input(
             &Actor::user(actor, ip),
             if disabled { "user_disabled" } else { "user_enabled" },
@@ -325,7 +325,7 @@ impl Services {
             id.as_str(),
             serde_json::json!({ "before": { "disabled": before.disabled }, "after": { "disabled": disabled } }),
         );
-        self.store.set_user_disabled(id.as_str(), disabled, self.now(), &audit).await?;
+        self.store.set_user_disabled(&id, disabled, self.now(), &audit).await?;
         Ok(())
     }
 
@@ -341,11 +341,11 @@ impl Services {
         if let Some(code) = password_problem(&new_password) {
             return Err(ServiceError::invalid(code, "passwords must be 10 to 128 characters"));
         }
-        self.store.user_by_id(id.as_str()).await?.ok_or(ServiceError::NotFound("user"))?;
+        self.store.user_by_id(&id).await?.ok_or(ServiceError::NotFound("user"))?;
         let hash = hash_blocking(new_password).await?;
         let audit =
             self.audit_input(&Actor::user(actor, ip), "password_reset", "user", id.as_str(), serde_json::json!({}));
-        self.store.set_user_password(id.as_str(), &hash, self.now(), &audit).await?;
+        self.store.set_user_password(&id, &hash, self.now(), &audit).await?;
         Ok(())
     }
 
@@ -364,7 +364,7 @@ impl Services {
         }
         let token = format!("cpk_{}", new_token());
         let rec = crate::ports::ApiTokenRecord {
-            id: self.ids.new_id::<crate::ids::ApiTokenId>().into_string(),
+            id: self.ids.new_id::<crate::ids::ApiTokenId>(),
             name: name.to_string(),
             token_hash: token_hash(&token),
             role,
@@ -377,7 +377,7 @@ impl Services {
             &Actor::user(actor, ip),
             "api_token_created",
             "api_token",
-            &rec.id,
+            rec.id.as_str(),
             serde_json::json!({ "name": rec.name, "role": role.as_str() }),
         );
         self.store.insert_api_token(&rec, &audit).await?;
@@ -399,7 +399,7 @@ impl Services {
             id.as_str(),
             serde_json::json!({}),
         );
-        self.store.disable_api_token(id.as_str(), &audit).await?;
+        self.store.disable_api_token(&id, &audit).await?;
         Ok(())
     }
 
@@ -410,7 +410,7 @@ impl Services {
         }
         let rec = self.store.api_token_by_hash(&token_hash(token), self.now()).await?;
         Ok(rec.filter(|r| !r.disabled).map(|r| CurrentUser {
-            id: r.id.clone(),
+            id: r.id.to_string(),
             username: format!("token:{}", r.name),
             display_name: r.name.clone(),
             role: r.role,

@@ -24,7 +24,7 @@ impl Services {
 
     pub async fn bill_detail(&self, id: &str) -> ServiceResult<BillDetail> {
         let id = BillId::parse(id).map_err(|e| ServiceError::invalid("bad_id", e.to_string()))?;
-        self.store.bill_detail(id.as_str()).await?.ok_or(ServiceError::NotFound("bill"))
+        self.store.bill_detail(&id).await?.ok_or(ServiceError::NotFound("bill"))
     }
 
     pub async fn list_patients(&self, q: Option<&str>, page: Option<&str>) -> ServiceResult<Page<PatientSummary>> {
@@ -35,14 +35,14 @@ impl Services {
 
     pub async fn patient_detail(&self, id: &str) -> ServiceResult<PatientDetail> {
         let id = PatientId::parse(id).map_err(|e| ServiceError::invalid("bad_id", e.to_string()))?;
-        self.store.patient_detail(id.as_str()).await?.ok_or(ServiceError::NotFound("patient"))
+        self.store.patient_detail(&id).await?.ok_or(ServiceError::NotFound("patient"))
     }
 
     /// B3: the bills a patient still owes, each payable now.
     pub async fn unpaid_bills(&self, patient_id: &str) -> ServiceResult<(PatientSummary, Vec<BillSummary>)> {
         let id = PatientId::parse(patient_id).map_err(|e| ServiceError::invalid("bad_id", e.to_string()))?;
-        let detail = self.store.patient_detail(id.as_str()).await?.ok_or(ServiceError::NotFound("patient"))?;
-        let bills = self.store.unpaid_bills(id.as_str()).await?;
+        let detail = self.store.patient_detail(&id).await?.ok_or(ServiceError::NotFound("patient"))?;
+        let bills = self.store.unpaid_bills(&id).await?;
         Ok((detail.patient, bills))
     }
 }

@@ -41,14 +41,14 @@ fn require_admin(actor: &CurrentUser) -> ServiceResult<()> {
 impl Services {
     pub(crate) fn open_secrets(&self, c: &ChannelRecord) -> ServiceResult<ChannelSecrets> {
         let sealed = Sealed { key_version: c.secret_key_version, ciphertext: c.secret_ciphertext.clone() };
-        let plain = self.secrets.open(c.id.as_bytes(), &sealed).map_err(ServiceError::Internal)?;
+        let plain = self.secrets.open(c.id.as_str().as_bytes(), &sealed).map_err(ServiceError::Internal)?;
         serde_json::from_slice(&plain)
             .map_err(|e| ServiceError::Internal(anyhow::anyhow!("sealed channel secrets: {e}")))
     }
 
-    fn seal_secrets(&self, channel_id: &str, s: &ChannelSecrets) -> ServiceResult<Sealed> {
+    fn seal_secrets(&self, channel_id: &ChannelId, s: &ChannelSecrets) -> ServiceResult<Sealed> {
         let plain = serde_json::to_vec(s).map_err(|e| ServiceError::Internal(e.into()))?;
-        self.secrets.seal(channel_id.as_bytes(), &plain).map_err(ServiceError::Internal)
+        self.secrets.seal(channel_id.as_str().as_bytes(), &plain).map_err(ServiceError::Internal)
     }
 
     pub fn channel_view(&self, c: &ChannelRecord) -> ChannelView {
@@ -58,7 +58,7 @@ impl Services {
         };
         ChannelView {
             id: c.id.clone(),
-            provider: c.provider.as_str().to_string(),
+            provider: c.provider,
             name: c.name.clone(),
             account: c.account_id.clone(),
             is_default: c.is_default,
@@ -71,6 +71,23 @@ impl Services {
             version: c.version,
             updated_at_ms: c.updated_at_ms,
         }
+    }
+
+    /// Providers with at least one enabled channel: what the charge screen offers.
+    pub async fn enabled_providers(&self) -> ServiceResult<Vec<Provider>> {
+        let set: std::collections::BTreeSet<Provider> =
+            self.store.list_channels().await?.into_iter().filter(|c| c.enabled).map(|c| c.provider).collect();
+        Ok(set.into_iter().collect())
+    }
+
+    /// The latest stored provider notifications (administrators).
+    pub async fn notifications(
+        &self,
+        actor: &CurrentUser,
+        limit: i64,
+    ) -> ServiceResult<Vec<crate::views::NotificationView>> {
+        require_admin(actor)?;
+        Ok(self.store.list_notifications(limit.clamp(1, 1000)).await?)
     }
 
     pub async fn list_channels(&self, actor: &CurrentUser) -> ServiceResult<Vec<ChannelView>> {
@@ -101,7 +118,7 @@ impl Services {
             apiv3_key: Some(input.apiv3_key.trim().to_string()).filter(|k| !k.is_empty()),
         };
         let account = self.validate_input(&input, &secrets)?;
-        let id = self.ids.new_id::<ChannelId>().into_string();
+        let id = self.ids.new_id::<ChannelId>();
         let sealed = self.seal_secrets(&id, &secrets)?;
         let now = self.now();
         let rec = ChannelRecord {
@@ -123,7 +140,7 @@ impl Services {
             actor,
             "channel_created",
             "channel",
-            &id,
+            id.as_str(),
             serde_json::json!({ "after": public_fields(&rec), "secrets": "set" }),
         );
         match self.store.insert_channel(&rec, &audit).await {
@@ -161,7 +178,7 @@ impl Services {
     ) -> ServiceResult<ChannelView> {
         require_admin(actor)?;
         let id = ChannelId::parse(id).map_err(|e| ServiceError::invalid("bad_id", e.to_string()))?;
-        let before = self.store.get_channel(id.as_str()).await?.ok_or(ServiceError::NotFound("channel"))?;
+        let before = self.store.get_channel(&id).await?.ok_or(ServiceError::NotFound("channel"))?;
         if before.provider != input.provider {
             return Err(ServiceError::invalid("bad_provider", "a channel's provider cannot change"));
         }
@@ -174,7 +191,7 @@ impl Services {
             secrets.apiv3_key = Some(input.apiv3_key.trim().to_string());
         }
         let account = self.validate_input(&input, &secrets)?;
-        let sealed = self.seal_secrets(id.as_str(), &secrets)?;
+        let sealed = self.seal_secrets(&id, &secrets)?;
         let rec = ChannelRecord {
             name: input.name.trim().to_string(),
             account_id: account,
@@ -200,7 +217,7 @@ impl Services {
             self.set_default_channel(actor, ip, id.as_str()).await?;
         }
         self.gateways.invalidate();
-        let after = self.store.get_channel(id.as_str()).await?.ok_or(ServiceError::NotFound("channel"))?;
+        let after = self.store.get_channel(&id).await?.ok_or(ServiceError::NotFound("channel"))?;
         Ok(self.channel_view(&after))
     }
 
@@ -214,7 +231,7 @@ impl Services {
             id.as_str(),
             serde_json::json!({}),
         );
-        self.store.set_default_channel(id.as_str(), self.now(), &audit).await?;
+        self.store.set_default_channel(&id, self.now(), &audit).await?;
         self.gateways.invalidate();
         Ok(())
     }
@@ -241,7 +258,7 @@ impl Services {
                 actor,
                 "channel_secrets_reencrypted",
                 "channel",
-                &c.id,
+                c.id.as_str(),
                 serde_json::json!({ "before": { "key_version": c.secret_key_version }, "after": { "key_version": current } }),
             );
             self.store.update_channel(&rec, c.version, &audit).await?;

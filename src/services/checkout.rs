@@ -1,14 +1,16 @@
-//! Checkout sessions (C1–C5): open a session over 1..N bills, hand the payer a QR code, apply
+//! Checkout sessions (C1–C5): open a session over 1..N payables, hand the payer a QR code, apply
 //! the provider's verified success exactly once, cancel, refresh.
 
 use super::auth::Actor;
 use super::{ServiceError, ServiceResult, Services};
 use crate::auth::CurrentUser;
+use crate::checkout::apply::{ApplyResult, VerifiedPayment};
+use crate::checkout::payable::PayableId;
 use crate::checkout::{EndReason, ExceptionView, SessionRequest, SessionView};
-use crate::ids::{ExceptionId, OutTradeNo, SessionId};
-use crate::payments::{Outcome, PayAction, SessionStatus};
+use crate::ids::{ExceptionId, OutTradeNo, PatientId, SessionId};
+use crate::payments::{Outcome, SessionStatus};
 use crate::ports::{
-    ApplyResult, CreateOutcome, CreatePayment, GatewayError, NewSession, PaymentApplication, SessionRefusal,
+    CreateOutcome, CreatePayment, ExceptionDecision, GatewayError, IdempotencyKey, NewSession, SessionRefusal,
 };
 
 impl From<GatewayError> for ServiceError {
@@ -30,22 +32,25 @@ impl From<GatewayError> for ServiceError {
 fn refusal(r: SessionRefusal) -> ServiceError {
     match r {
         SessionRefusal::UnknownPatient => ServiceError::NotFound("patient"),
-        SessionRefusal::UnknownBill(b) => {
+        SessionRefusal::UnknownPayable(b) => {
             ServiceError::Invalid { code: "unknown_bill", message: format!("bill {b} does not exist") }
         }
         SessionRefusal::OtherPatient(b) => ServiceError::Invalid {
             code: "bill_of_other_patient",
             message: format!("bill {b} belongs to another patient"),
         },
-        SessionRefusal::NotPayable { bill_id, status } => ServiceError::Conflict {
+        SessionRefusal::NotPayable { payable, status } => ServiceError::Conflict {
             code: "bill_not_payable",
-            message: format!("bill {bill_id} is {status} and cannot be paid"),
-            detail: Some(serde_json::json!({ "bill_id": bill_id, "status": status })),
+            message: format!("bill {payable} is {status} and cannot be paid"),
+            detail: Some(serde_json::json!({ "bill_id": payable.as_str(), "status": status })),
         },
-        SessionRefusal::InActiveSession { bill_id, session_id } => ServiceError::Conflict {
+        SessionRefusal::InActiveSession { payable, session_id } => ServiceError::Conflict {
             code: "bill_in_active_session",
-            message: format!("bill {bill_id} is already in payment session {session_id}"),
-            detail: Some(serde_json::json!({ "bill_id": bill_id, "session_id": session_id })),
+            message: format!(
+                "bill {payable} is already in payment session {}",
+                session_id.as_ref().map(|s| s.as_str()).unwrap_or("")
+            ),
+            detail: Some(serde_json::json!({ "bill_id": payable.as_str(), "session_id": session_id })),
         },
         SessionRefusal::IdempotencyReused { session_id } => ServiceError::Conflict {
             code: "idempotency_key_reused",
@@ -73,7 +78,7 @@ impl Services {
         caller: &CurrentUser,
         req: SessionRequest,
         idempotency_key: Option<&str>,
-        replaces: Option<&str>,
+        replaces: Option<&SessionId>,
     ) -> ServiceResult<(SessionView, bool)> {
         if let Some(k) = idempotency_key {
             crate::checkout::valid_idempotency_key(k).map_err(|e| ServiceError::invalid(e.code(), e.to_string()))?;
@@ -84,18 +89,22 @@ impl Services {
         let id = self.ids.new_id::<SessionId>();
         let out_trade_no = self.ids.new_id::<OutTradeNo>();
         let new = NewSession {
-            id: id.to_string(),
-            patient_id: req.patient_id.to_string(),
+            id,
+            patient_id: req.patient_id.clone(),
             channel_id: channel.id.clone(),
             provider,
             method: req.method,
-            out_trade_no: out_trade_no.as_str().to_string(),
-            bill_ids: req.bill_ids.iter().map(|b| b.to_string()).collect(),
+            out_trade_no,
+            payables: req.bill_ids.iter().cloned().map(PayableId::Bill).collect(),
             expires_at_ms: req.expires_at(now),
             created_at_ms: now,
             created_by: caller.id.clone(),
-            idempotency: idempotency_key.map(|k| (caller.id.clone(), k.to_string(), req.fingerprint())),
-            replaces: replaces.map(str::to_string),
+            idempotency: idempotency_key.map(|k| IdempotencyKey {
+                scope: caller.id.clone(),
+                key: k.to_string(),
+                fingerprint: req.fingerprint(),
+            }),
+            replaces: replaces.cloned(),
         };
         let mut view = match self.store.create_session(&new).await?.map_err(refusal)? {
             CreateOutcome::Existing(v) => return Ok((v, false)),
@@ -105,10 +114,10 @@ impl Services {
             self.events.publish(old, SessionStatus::Closed).await;
         }
         tracing::info!(session = %view.id, out_trade_no = %view.out_trade_no, total = %view.total, "session opened");
-        let subject = format!("ClinicPay 医院缴费（{} 笔账单）", view.bills.len());
+        let subject = format!("ClinicPay 医院缴费（{} 笔账单）", view.payables.len());
         let call = gateway
             .create_payment(&CreatePayment {
-                out_trade_no: view.out_trade_no.clone(),
+                out_trade_no: view.out_trade_no.to_string(),
                 amount: view.total,
                 subject,
                 method: req.method,
@@ -121,15 +130,8 @@ impl Services {
             .await;
         let failure = match call.outcome {
             Outcome::Success(action) => {
-                let (kind, content) = match action {
-                    PayAction::QrCode(c) => ("qr", c),
-                    PayAction::Redirect(u) => ("redirect", u),
-                    PayAction::Form(h) => ("form", h),
-                    PayAction::Jsapi(p) => ("jsapi", serde_json::to_string(&p).unwrap_or_default()),
-                };
-                if self.store.set_pay_action(&view.id, kind, &content, self.now()).await? {
-                    view.pay_kind = Some(kind.to_string());
-                    view.pay_content = Some(content);
+                if self.store.set_pay_action(&view.id, &action, self.now()).await? {
+                    view.pay_action = Some(action);
                     return Ok((view, true));
                 }
                 // The session stopped being pending meanwhile (paid already, or cancelled).
@@ -157,18 +159,18 @@ impl Services {
 
     pub async fn checkout_session(&self, id: &str) -> ServiceResult<SessionView> {
         let id = parse_session_id(id)?;
-        self.store.session(id.as_str()).await?.ok_or(ServiceError::NotFound("payment session"))
+        self.store.session(&id).await?.ok_or(ServiceError::NotFound("payment session"))
     }
 
     /// Cancels a pending session: its bills are free again and the trade is closed at the
     /// provider (now, and by the close worker if that fails).
     pub async fn cancel_checkout(&self, caller: &CurrentUser, id: &str) -> ServiceResult<SessionView> {
         let id = parse_session_id(id)?;
-        match self.store.end_session(id.as_str(), EndReason::Cancelled, self.now(), true).await {
+        match self.store.end_session(&id, EndReason::Cancelled, self.now(), true).await {
             Ok(Ok(())) => {
                 tracing::info!(session = %id, by = %caller.username, "session cancelled");
-                self.events.publish(id.as_str(), SessionStatus::Cancelled).await;
-                self.close_now(id.as_str()).await;
+                self.events.publish(&id, SessionStatus::Cancelled).await;
+                self.close_now(&id).await;
             }
             Ok(Err(status)) => {
                 return Err(ServiceError::Conflict {
@@ -198,8 +200,8 @@ impl Services {
                 detail: Some(serde_json::json!({ "status": old.status.as_str() })),
             });
         }
-        let bills: Vec<String> = old.bills.iter().map(|b| b.bill_id.clone()).collect();
-        let req = SessionRequest::parse(&old.patient_id, &bills, old.method.as_str(), timeout_minutes)
+        let bills: Vec<String> = old.bill_ids().iter().map(|b| b.to_string()).collect();
+        let req = SessionRequest::parse(old.patient_id.as_str(), &bills, old.method.as_str(), timeout_minutes)
             .map_err(|e| ServiceError::invalid(e.code(), e.to_string()))?;
         let (view, _) = self.create_checkout(caller, req, None, Some(&old.id)).await?;
         self.close_now(&old.id).await;
@@ -207,23 +209,23 @@ impl Services {
     }
 
     /// Best effort: close a trade at the provider right away (the close worker retries).
-    async fn close_now(&self, session_id: &str) {
+    async fn close_now(&self, session_id: &SessionId) {
         if let Err(e) = self.close_one(session_id).await {
             tracing::info!(session = %session_id, error = %e, "closing at the provider deferred to the worker");
         }
     }
 
     /// Applies a verified payment (from a notification or a status query) and tells live screens.
-    pub async fn apply_verified_payment(&self, p: &PaymentApplication) -> ServiceResult<ApplyResult> {
-        let r = self.store.apply_payment(p, self.ids.as_ref()).await?;
+    pub async fn apply_verified_payment(&self, p: &VerifiedPayment) -> ServiceResult<ApplyResult> {
+        let r = self.store.apply_payment(p, &self.rules(), self.ids.as_ref()).await?;
         self.after_apply(p, &r).await;
         Ok(r)
     }
 
-    pub(crate) async fn after_apply(&self, p: &PaymentApplication, r: &ApplyResult) {
+    pub(crate) async fn after_apply(&self, p: &VerifiedPayment, r: &ApplyResult) {
         match r {
-            ApplyResult::Paid { session_id, bills } => {
-                tracing::info!(session = %session_id, txn = %p.provider_txn_id, bills, amount = %p.amount, "session paid");
+            ApplyResult::Paid { session_id, payables } => {
+                tracing::info!(session = %session_id, txn = %p.provider_txn_id, payables, amount = %p.amount, "session paid");
                 self.events.publish(session_id, SessionStatus::Paid).await;
             }
             ApplyResult::LatePayment { session_id, exception_id, refund_queued } => {
@@ -239,9 +241,8 @@ impl Services {
     }
 
     pub async fn pending_checkouts_of(&self, patient_id: &str) -> ServiceResult<Vec<SessionView>> {
-        let id =
-            crate::ids::PatientId::parse(patient_id).map_err(|e| ServiceError::invalid("bad_id", e.to_string()))?;
-        Ok(self.store.pending_sessions_of(id.as_str()).await?)
+        let id = PatientId::parse(patient_id).map_err(|e| ServiceError::invalid("bad_id", e.to_string()))?;
+        Ok(self.store.pending_sessions_of(&id).await?)
     }
 
     pub async fn exceptions(&self, open_only: bool) -> ServiceResult<Vec<ExceptionView>> {
@@ -269,15 +270,16 @@ impl Services {
             id.as_str(),
             serde_json::json!({ "note": note }),
         );
+        let decision = if refund { ExceptionDecision::Refund } else { ExceptionDecision::Resolve };
         match self
             .store
-            .decide_exception(id.as_str(), refund, note, &caller.username, self.now(), self.ids.as_ref(), &audit)
+            .decide_exception(&id, decision, note, &caller.username, self.now(), self.ids.as_ref(), &audit)
             .await?
         {
             Ok(()) => Ok(()),
             Err(status) => Err(ServiceError::Conflict {
                 code: "exception_already_decided",
-                message: format!("the exception is already {status}"),
+                message: format!("the exception is already {}", status.as_str()),
                 detail: None,
             }),
         }

@@ -289,18 +289,21 @@ impl Services {
     pub async fn seed_demo_history(
         &self,
         today: NaiveDate,
-        channels: &[(crate::payments::Provider, String)],
+        channels: &[(crate::payments::Provider, crate::ids::ChannelId)],
     ) -> ServiceResult<usize> {
-        use crate::ports::{ApplyResult, CreateOutcome, NewSession, PaymentApplication};
+        use crate::checkout::apply::{ApplyResult, PaymentRules, VerifiedPayment};
+        use crate::checkout::payable::PayableId;
+        use crate::ports::{CreateOutcome, NewSession};
         if channels.is_empty() {
             return Ok(0);
         }
         let data = generate(today, 200);
-        let mut groups: std::collections::BTreeMap<(String, chrono::NaiveDate), Vec<&Bill>> = Default::default();
+        let mut groups: std::collections::BTreeMap<(crate::ids::PatientId, chrono::NaiveDate), Vec<&Bill>> =
+            Default::default();
         for (b, _) in &data.bills {
             if b.status == BillStatus::Paid {
                 let day = crate::time::local_date(b.created_at_ms).unwrap_or(today);
-                groups.entry((b.patient_id.to_string(), day)).or_default().push(b);
+                groups.entry((b.patient_id.clone(), day)).or_default().push(b);
             }
         }
         let mut rng = DemoRng::new(0xD330_4157);
@@ -310,8 +313,8 @@ impl Services {
             let (provider, channel) = &channels[i % channels.len()];
             let last = bills.iter().map(|b| b.created_at_ms).max().unwrap_or(now);
             let created = (last + 5 * MINUTE_MS).min(now - MINUTE_MS);
-            let session = crate::ids::SessionId::from_u128(rng.id_bits(created)).into_string();
-            let out_trade_no = crate::ids::OutTradeNo::from_u128(rng.id_bits(created)).as_str().to_string();
+            let session = crate::ids::SessionId::from_u128(rng.id_bits(created));
+            let out_trade_no = crate::ids::OutTradeNo::from_u128(rng.id_bits(created));
             let new = NewSession {
                 id: session.clone(),
                 patient_id: patient,
@@ -323,7 +326,7 @@ impl Services {
                     crate::payments::Provider::Bank => crate::payments::PayMethod::BankCard,
                 },
                 out_trade_no: out_trade_no.clone(),
-                bill_ids: bills.iter().map(|b| b.id.to_string()).collect(),
+                payables: bills.iter().map(|b| PayableId::Bill(b.id.clone())).collect(),
                 expires_at_ms: created + 15 * MINUTE_MS,
                 created_at_ms: created,
                 created_by: "seed-demo".into(),
@@ -340,7 +343,7 @@ impl Services {
             let r = self
                 .store
                 .apply_payment(
-                    &PaymentApplication {
+                    &VerifiedPayment {
                         event_id: format!("demo:{txn}"),
                         notification_id: None,
                         provider: *provider,
@@ -349,9 +352,9 @@ impl Services {
                         provider_txn_id: txn,
                         amount: view.total,
                         paid_at_ms: paid_at,
-                        now_ms: paid_at,
-                        late_policy: crate::checkout::LatePaymentPolicy::Hold,
+                        received_at_ms: paid_at,
                     },
+                    &PaymentRules { late_policy: crate::checkout::LatePaymentPolicy::Hold },
                     self.ids.as_ref(),
                 )
                 .await?;

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod notify;
 pub mod workers;
 
+use crate::checkout::apply::{ApplyResult, PaymentRules, VerifiedPayment};
 use crate::ports::{Clock, Gateways, IdGen, Secrets, SessionEvents, Store, StoreError};
 use crate::time::Millis;
 use std::sync::Arc;
@@ -159,28 +160,28 @@ pub struct Services {
 }
 
 pub type NotificationBatcher = batch::Batcher<crate::ports::NewNotification, Result<(), StoreError>>;
-pub type ApplyBatcher = batch::Batcher<crate::ports::PaymentApplication, Result<crate::ports::ApplyResult, StoreError>>;
+pub type ApplyBatcher = batch::Batcher<VerifiedPayment, Result<ApplyResult, StoreError>>;
 
 impl Services {
     /// Starts group commit for payment applications.
     pub fn with_apply_batching(mut self, max_batch: usize, workers: usize) -> Services {
         let store = self.store.clone();
         let ids = self.ids.clone();
-        self.apply_batcher =
-            Some(batch::Batcher::spawn(max_batch, workers, move |items: Vec<crate::ports::PaymentApplication>| {
-                let store = store.clone();
-                let ids = ids.clone();
-                async move {
-                    let n = items.len();
-                    match store.apply_payments(&items, ids.as_ref()).await {
-                        Ok(results) => results,
-                        Err(e) => {
-                            let msg = e.to_string();
-                            (0..n).map(|_| Err(StoreError::Internal(anyhow::anyhow!("batch failed: {msg}")))).collect()
-                        }
+        let rules = self.rules();
+        self.apply_batcher = Some(batch::Batcher::spawn(max_batch, workers, move |items: Vec<VerifiedPayment>| {
+            let store = store.clone();
+            let ids = ids.clone();
+            async move {
+                let n = items.len();
+                match store.apply_payments(&items, &rules, ids.as_ref()).await {
+                    Ok(results) => results,
+                    Err(e) => {
+                        let msg = e.to_string();
+                        (0..n).map(|_| Err(StoreError::Internal(anyhow::anyhow!("batch failed: {msg}")))).collect()
                     }
                 }
-            }));
+            }
+        }));
         self
     }
 
@@ -215,15 +216,13 @@ impl Services {
         }
     }
 
-    pub(crate) async fn apply_payment_queued(
-        &self,
-        p: crate::ports::PaymentApplication,
-    ) -> Result<crate::ports::ApplyResult, StoreError> {
+    /// Applies one verified payment (through the group-commit batcher when there is one).
+    pub(crate) async fn apply_payment_queued(&self, p: VerifiedPayment) -> Result<ApplyResult, StoreError> {
         match &self.apply_batcher {
             Some(b) => {
                 b.submit(p).await.unwrap_or_else(|| Err(StoreError::Internal(anyhow::anyhow!("batcher stopped"))))
             }
-            None => self.store.apply_payment(&p, self.ids.as_ref()).await,
+            None => self.store.apply_payment(&p, &self.rules(), self.ids.as_ref()).await,
         }
     }
 }
@@ -231,5 +230,10 @@ impl Services {
 impl Services {
     pub fn now(&self) -> Millis {
         self.clock.now_ms()
+    }
+
+    /// The payment rules with this installation's settings.
+    pub fn rules(&self) -> PaymentRules {
+        PaymentRules { late_policy: self.config.late_payment_policy }
     }
 }

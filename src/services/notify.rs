@@ -1,43 +1,103 @@
-//! Provider notifications (G4): the raw request is stored before this runs; here it is matched
-//! to a channel, verified (signature, account, time window, decryption, currency), turned into a
-//! neutral event and applied exactly once. The provider is told "received" only after the
-//! effect is durably committed.
+//! Provider notifications (G4), as one use case: store the raw request durably, find its channel,
+//! verify it (signature, account, time window, decryption, currency), apply the event exactly once,
+//! and record what came of it. The provider is told "received" only after the effect is durably
+//! committed. The HTTP endpoint and the re-drive worker both run [`Services::receive_notification`]
+//! / [`Services::redrive_notification`]; what a provider needs kept and how it must be answered
+//! comes from that provider's gateway module (through [`crate::ports::Gateways`]).
 
 use super::Services;
-use crate::payments::{EventKind, Provider, Rejection};
+use crate::checkout::apply::{ApplyResult, VerifiedPayment};
+use crate::ids::{NotificationId, OutTradeNo};
+use crate::payments::{EventKind, NotificationStatus, Provider, Rejection};
 use crate::ports::{
-    ApplyResult, NotificationResult, NotifyReply, PaymentApplication, RawNotification, RefundProgress,
-    StoredNotification,
+    NewNotification, NotificationResult, NotifyReply, RawNotification, RefundProgress, StoreError, StoredNotification,
 };
+use crate::time::Millis;
 
-/// What to answer when no channel could even be found (no client to ask): each provider's
-/// "not received" shape, so it retries.
-pub fn failure_reply(provider: Provider) -> NotifyReply {
-    match provider {
-        Provider::Alipay => {
-            NotifyReply { status: 200, content_type: "text/plain; charset=utf-8", body: b"failure".to_vec() }
-        }
-        Provider::WechatPay => NotifyReply {
-            status: 500,
-            content_type: "application/json",
-            body: r#"{"code":"FAIL","message":"失败"}"#.as_bytes().to_vec(),
-        },
-        Provider::Bank => {
-            NotifyReply { status: 500, content_type: "application/json", body: br#"{"code":"FAIL"}"#.to_vec() }
-        }
-    }
+/// A notification as it reached an endpoint.
+#[derive(Debug, Clone)]
+pub struct IncomingNotification {
+    pub provider: Provider,
+    pub remote_addr: String,
+    /// Every request header, names lower-case; only the provider's kept headers are stored.
+    pub headers: Vec<(String, String)>,
+    pub content_type: String,
+    pub body: Vec<u8>,
 }
 
-/// The outcome of processing one notification.
-pub struct Processed {
+/// What the endpoint answers and reports.
+#[derive(Debug, Clone)]
+pub struct NotificationOutcome {
     pub reply: NotifyReply,
-    pub result: NotificationResult,
+    /// For metrics: the recorded status, or `store_failed` when the notification could not even
+    /// be stored (the provider retries).
+    pub outcome: &'static str,
+}
+
+/// The result of verifying and applying one stored notification.
+struct Processed {
+    reply: NotifyReply,
+    result: NotificationResult,
     /// The result was already written in the transaction that applied the payment.
-    pub recorded: bool,
+    recorded: bool,
 }
 
 impl Services {
-    fn result(&self, status: &'static str, reason: Option<String>) -> NotificationResult {
+    /// G4, the whole use case for a notification that just arrived.
+    #[tracing::instrument(skip_all, fields(provider = %n.provider))]
+    pub async fn receive_notification(&self, n: IncomingNotification) -> NotificationOutcome {
+        let profile = self.gateways.notification_profile(n.provider);
+        let kept: Vec<(String, String)> =
+            n.headers.iter().filter(|(k, _)| profile.kept_headers.contains(&k.as_str())).cloned().collect();
+        let stored = StoredNotification {
+            id: self.ids.new_id::<NotificationId>(),
+            provider: n.provider,
+            received_at_ms: self.now(),
+            remote_addr: n.remote_addr,
+            content_type: n.content_type,
+            headers: headers_json(&kept),
+            body: n.body,
+            status: NotificationStatus::Received,
+        };
+        // Nothing is lost: store before anything else. If that fails, the provider retries.
+        if let Err(e) = self.store_notification(new_notification(&stored)).await {
+            tracing::error!(error = %e, "could not store a notification");
+            return NotificationOutcome { reply: profile.failure_reply, outcome: "store_failed" };
+        }
+        let raw =
+            RawNotification { headers: kept, content_type: stored.content_type.clone(), body: stored.body.clone() };
+        self.handle_stored(&stored, &raw).await
+    }
+
+    /// Re-runs a notification that was stored but never finished (the process died between
+    /// storing and answering). Returns the status recorded.
+    pub async fn redrive_notification(&self, n: &StoredNotification) -> anyhow::Result<NotificationStatus> {
+        let headers: Vec<(String, String)> =
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&n.headers)
+                .map(|m| m.into_iter().map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string())).collect())
+                .unwrap_or_default();
+        let raw = RawNotification { headers, content_type: n.content_type.clone(), body: n.body.clone() };
+        let processed = self.process(n, &raw).await;
+        // A signature checked late may be past its time window; the stored reason says so.
+        if !processed.recorded {
+            self.store.finish_notification(&n.id, &processed.result).await?;
+        }
+        Ok(processed.result.status)
+    }
+
+    /// Verify → apply → record, for a notification already stored.
+    async fn handle_stored(&self, n: &StoredNotification, raw: &RawNotification) -> NotificationOutcome {
+        let processed = self.process(n, raw).await;
+        if !processed.recorded {
+            if let Err(e) = self.store.finish_notification(&n.id, &processed.result).await {
+                // The notification stays `received`; the re-drive worker will finish it.
+                tracing::error!(error = %e, notification = %n.id, "could not record a notification's outcome");
+            }
+        }
+        NotificationOutcome { reply: processed.reply, outcome: processed.result.status.as_str() }
+    }
+
+    fn result(&self, status: NotificationStatus, reason: Option<String>) -> NotificationResult {
         NotificationResult {
             status,
             reason,
@@ -49,34 +109,31 @@ impl Services {
     }
 
     /// Verifies and applies one stored notification.
-    #[tracing::instrument(skip_all, fields(provider = %provider, notification = %notification_id))]
-    pub async fn process_notification(
-        &self,
-        provider: Provider,
-        raw: &RawNotification,
-        notification_id: &str,
-    ) -> Processed {
-        let (channel, gateway) = match self.gateways.for_notification(provider, raw).await {
+    #[tracing::instrument(skip_all, fields(notification = %n.id))]
+    async fn process(&self, n: &StoredNotification, raw: &RawNotification) -> Processed {
+        let provider = n.provider;
+        let now = self.now();
+        let (channel, gateway) = match self.gateways.for_notification(provider, raw, now).await {
             Ok(x) => x,
             Err(rej) => {
                 tracing::warn!(reason = %rej, "notification refused: no channel");
                 return Processed {
-                    reply: failure_reply(provider),
-                    result: self.result("rejected", Some(format!("{}: {rej}", rej.code()))),
+                    reply: self.gateways.notification_profile(provider).failure_reply,
+                    result: self.result(NotificationStatus::Rejected, Some(format!("{}: {rej}", rej.code()))),
                     recorded: false,
                 };
             }
         };
-        let event = match gateway.verify_notification(raw, self.now()) {
+        let event = match gateway.verify_notification(raw, now) {
             Ok(e) => e,
             Err(rej) => {
                 tracing::warn!(reason = %rej, channel = %channel.id, "notification refused");
-                let mut r = self.result("rejected", Some(format!("{}: {rej}", rej.code())));
+                let mut r = self.result(NotificationStatus::Rejected, Some(format!("{}: {rej}", rej.code())));
                 r.channel_id = Some(channel.id.clone());
                 return Processed { reply: gateway.notify_reply(false), result: r, recorded: false };
             }
         };
-        let mut result = self.result("applied", None);
+        let mut result = self.result(NotificationStatus::Applied, None);
         result.channel_id = Some(channel.id.clone());
         result.event_id = Some(event.event_id.clone());
         result.out_trade_no = Some(event.kind.out_trade_no().to_string());
@@ -84,47 +141,46 @@ impl Services {
         let mut recorded = false;
         let accepted = match &event.kind {
             EventKind::PaymentSucceeded { out_trade_no, provider_txn_id, amount, paid_at_ms, .. } => {
-                let p = PaymentApplication {
+                let Ok(order) = OutTradeNo::parse(out_trade_no) else {
+                    let rej = Rejection::UnknownOrder(out_trade_no.chars().take(64).collect());
+                    result.status = NotificationStatus::Rejected;
+                    result.reason = Some(format!("{}: {rej}", rej.code()));
+                    return Processed { reply: gateway.notify_reply(false), result, recorded: false };
+                };
+                let p = VerifiedPayment {
                     event_id: event.event_id.clone(),
-                    notification_id: Some(notification_id.to_string()),
+                    notification_id: Some(n.id.clone()),
                     provider,
                     channel_id: channel.id.clone(),
-                    out_trade_no: out_trade_no.clone(),
+                    out_trade_no: order,
                     provider_txn_id: provider_txn_id.clone(),
                     amount: *amount,
-                    paid_at_ms: paid_at_ms.unwrap_or_else(|| self.now()),
-                    now_ms: self.now(),
-                    late_policy: self.config.late_payment_policy,
+                    paid_at_ms: paid_at_ms.unwrap_or(now),
+                    received_at_ms: now,
                 };
                 match self.apply_payment_queued(p.clone()).await {
                     Ok(r) => {
                         self.after_apply(&p, &r).await;
-                        recorded = r != ApplyResult::UnknownOrder;
+                        recorded = r.accepted();
+                        result.status = r.notification_status();
                         match r {
-                            ApplyResult::Duplicate => {
-                                result.status = "duplicate";
-                                true
-                            }
                             ApplyResult::UnknownOrder => {
                                 let rej = Rejection::UnknownOrder(out_trade_no.clone());
-                                result.status = "rejected";
                                 result.reason = Some(format!("{}: {rej}", rej.code()));
-                                false
                             }
                             ApplyResult::AmountMismatch { .. } => {
                                 result.reason = Some("amount_mismatch: recorded as an exception".into());
-                                true
                             }
                             ApplyResult::LatePayment { .. } => {
                                 result.reason = Some("late_payment: recorded as unallocated".into());
-                                true
                             }
-                            ApplyResult::Paid { .. } => true,
+                            ApplyResult::Paid { .. } | ApplyResult::Duplicate => {}
                         }
+                        r.accepted()
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "applying a payment failed; the provider will retry");
-                        result.status = "failed";
+                        result.status = NotificationStatus::Failed;
                         result.reason = Some(e.to_string());
                         false
                     }
@@ -136,49 +192,29 @@ impl Services {
                     EventKind::RefundFailed { reason, .. } => RefundProgress::Failed { error: reason.clone() },
                     _ => unreachable!("matched above"),
                 };
-                let outcome = async {
-                    let fresh = self
-                        .store
-                        .record_provider_event(
-                            provider,
-                            &event.event_id,
-                            notification_id,
-                            event.kind.name(),
-                            self.now(),
-                        )
-                        .await?;
-                    if let Some(id) = self.store.refund_by_out_no(out_refund_no).await? {
-                        self.store.refund_progress(&id, &progress, self.now(), self.ids.as_ref()).await?;
-                        Ok::<_, crate::ports::StoreError>(if fresh { "applied" } else { "duplicate" })
-                    } else {
-                        Ok(if fresh { "ignored" } else { "duplicate" })
-                    }
-                }
-                .await;
-                match outcome {
+                match self
+                    .refund_reported(provider, &event.event_id, &n.id, event.kind.name(), out_refund_no, &progress, now)
+                    .await
+                {
                     Ok(s) => {
                         result.status = s;
                         true
                     }
                     Err(e) => {
-                        result.status = "failed";
+                        result.status = NotificationStatus::Failed;
                         result.reason = Some(e.to_string());
                         false
                     }
                 }
             }
             EventKind::PaymentClosed { .. } | EventKind::Informational { .. } => {
-                match self
-                    .store
-                    .record_provider_event(provider, &event.event_id, notification_id, event.kind.name(), self.now())
-                    .await
-                {
+                match self.store.record_provider_event(provider, &event.event_id, &n.id, event.kind.name(), now).await {
                     Ok(fresh) => {
-                        result.status = if fresh { "ignored" } else { "duplicate" };
+                        result.status = if fresh { NotificationStatus::Ignored } else { NotificationStatus::Duplicate };
                         true
                     }
                     Err(e) => {
-                        result.status = "failed";
+                        result.status = NotificationStatus::Failed;
                         result.reason = Some(e.to_string());
                         false
                     }
@@ -188,19 +224,40 @@ impl Services {
         Processed { reply: gateway.notify_reply(accepted), result, recorded }
     }
 
-    /// Re-runs a notification that was stored but never finished (the process died between
-    /// storing and answering). Returns the status recorded.
-    pub async fn redrive_notification(&self, n: &StoredNotification) -> anyhow::Result<&'static str> {
-        let headers: Vec<(String, String)> =
-            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&n.headers)
-                .map(|m| m.into_iter().map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string())).collect())
-                .unwrap_or_default();
-        let raw = RawNotification { headers, content_type: n.content_type.clone(), body: n.body.clone() };
-        let processed = self.process_notification(n.provider, &raw, &n.id).await;
-        // A signature checked late may be past its time window; the stored reason says so.
-        if !processed.recorded {
-            self.store.finish_notification(&n.id, &processed.result).await?;
+    /// A provider's word on one of our refunds.
+    async fn refund_reported(
+        &self,
+        provider: Provider,
+        event_id: &str,
+        notification_id: &NotificationId,
+        event_name: &str,
+        out_refund_no: &str,
+        progress: &RefundProgress,
+        now: Millis,
+    ) -> Result<NotificationStatus, StoreError> {
+        let fresh = self.store.record_provider_event(provider, event_id, notification_id, event_name, now).await?;
+        if let Some(id) = self.store.refund_by_out_no(out_refund_no).await? {
+            self.store.refund_progress(&id, progress, now, self.ids.as_ref()).await?;
+            Ok(if fresh { NotificationStatus::Applied } else { NotificationStatus::Duplicate })
+        } else {
+            Ok(if fresh { NotificationStatus::Ignored } else { NotificationStatus::Duplicate })
         }
-        Ok(processed.result.status)
+    }
+}
+
+fn headers_json(kept: &[(String, String)]) -> String {
+    serde_json::Value::Object(kept.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect())
+        .to_string()
+}
+
+fn new_notification(s: &StoredNotification) -> NewNotification {
+    NewNotification {
+        id: s.id.clone(),
+        provider: s.provider,
+        received_at_ms: s.received_at_ms,
+        remote_addr: s.remote_addr.clone(),
+        content_type: s.content_type.clone(),
+        headers: s.headers.clone(),
+        body: s.body.clone(),
     }
 }

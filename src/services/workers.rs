@@ -3,9 +3,11 @@
 //! several instances on one PostgreSQL.
 
 use super::{ServiceError, ServiceResult, Services};
-use crate::checkout::EndReason;
+use crate::checkout::apply::{ApplyResult, VerifiedPayment};
+use crate::checkout::{EndReason, ProviderRefundStatus};
+use crate::ids::{ChannelId, OutTradeNo, SessionId};
 use crate::payments::{Outcome, RefundState, SessionStatus, TradeState};
-use crate::ports::{PaymentApplication, RefundProgress, RefundRequest, SessionTask};
+use crate::ports::{RefundProgress, RefundRequest, SessionTask};
 use crate::time::Millis;
 
 const LEASE_MS: Millis = 60_000;
@@ -67,12 +69,12 @@ impl Services {
         Ok(n)
     }
 
-    pub(crate) async fn close_one(&self, session_id: &str) -> ServiceResult<bool> {
+    pub(crate) async fn close_one(&self, session_id: &SessionId) -> ServiceResult<bool> {
         let v = self.store.session(session_id).await?.ok_or(ServiceError::NotFound("payment session"))?;
         let task = SessionTask {
             session_id: v.id.clone(),
             channel_id: v.channel_id.clone(),
-            out_trade_no: v.out_trade_no.clone(),
+            out_trade_no: v.out_trade_no.to_string(),
             status: v.status,
             attempts: 0,
         };
@@ -107,7 +109,7 @@ impl Services {
 
     async fn apply_queried(
         &self,
-        channel_id: &str,
+        channel_id: &ChannelId,
         provider: crate::payments::Provider,
         st: &crate::payments::TradeStatus,
     ) -> ServiceResult<bool> {
@@ -115,21 +117,24 @@ impl Services {
             tracing::warn!(out_trade_no = %st.out_trade_no, "a paid trade without transaction id or amount");
             return Ok(false);
         };
-        let p = PaymentApplication {
+        let Ok(out_trade_no) = OutTradeNo::parse(&st.out_trade_no) else {
+            tracing::warn!(out_trade_no = %st.out_trade_no, "a queried trade with a malformed order number");
+            return Ok(false);
+        };
+        let p = VerifiedPayment {
             event_id: format!("query:{txn}"),
             notification_id: None,
             provider,
-            channel_id: channel_id.to_string(),
-            out_trade_no: st.out_trade_no.clone(),
+            channel_id: channel_id.clone(),
+            out_trade_no,
             provider_txn_id: txn.clone(),
             amount,
             paid_at_ms: st.paid_at_ms.unwrap_or_else(|| self.now()),
-            now_ms: self.now(),
-            late_policy: self.config.late_payment_policy,
+            received_at_ms: self.now(),
         };
         let r = self.apply_payment_queued(p.clone()).await?;
         self.after_apply(&p, &r).await;
-        Ok(matches!(r, crate::ports::ApplyResult::Paid { .. }))
+        Ok(matches!(r, ApplyResult::Paid { .. }))
     }
 
     /// G5 (补单): pending sessions are queried at the provider, so a lost notification never
@@ -156,7 +161,7 @@ impl Services {
         let task = SessionTask {
             session_id: v.id.clone(),
             channel_id: v.channel_id.clone(),
-            out_trade_no: v.out_trade_no.clone(),
+            out_trade_no: v.out_trade_no.to_string(),
             status: v.status,
             attempts: 0,
         };
@@ -198,7 +203,7 @@ impl Services {
                     continue;
                 }
             };
-            let call = if t.status == "processing" {
+            let call = if t.status == ProviderRefundStatus::Processing {
                 gateway.query_refund(&t.out_trade_no, &t.out_refund_no).await
             } else {
                 gateway
@@ -254,7 +259,7 @@ impl Services {
         for i in &items {
             tracing::debug!(topic = %i.topic, aggregate = %i.aggregate_id, "event published");
         }
-        let ids: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
+        let ids: Vec<_> = items.iter().map(|i| i.id.clone()).collect();
         self.store.mark_published(&ids, self.now()).await?;
         Ok(ids.len())
     }
@@ -266,7 +271,7 @@ impl Services {
         for s in &stuck {
             match self.redrive_notification(s).await {
                 Ok(status) => {
-                    tracing::info!(notification = %s.id, status, "re-drove a stored notification");
+                    tracing::info!(notification = %s.id, status = %status, "re-drove a stored notification");
                     n += 1;
                 }
                 Err(e) => tracing::warn!(notification = %s.id, error = %e, "re-driving failed"),

@@ -92,8 +92,8 @@ pub fn UsersPage() -> impl IntoView {
                                         let uname = u.username.clone();
                                         let uname2 = u.username.clone();
                                         let pw_id = format!("pw-{}", u.username);
-                                        let id1 = u.id.clone();
-                                        let id2 = u.id.clone();
+                                        let id1 = u.id.to_string();
+                                        let id2 = u.id.to_string();
                                         view! { <tr>
                                             <td>{u.username.clone()}</td>
                                             <td>{u.display_name.clone()}</td>

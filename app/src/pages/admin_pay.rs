@@ -1,6 +1,6 @@
 //! Payment administration: channel configurations (G6, S4), API tokens, provider notifications.
 
-use crate::api_pay::{
+use crate::api::{
     list_channels, list_notifications, list_tokens, save_channel, ChannelForm, CreateToken, DisableToken,
     MakeDefaultChannel, ReencryptChannels,
 };
@@ -112,16 +112,16 @@ fn ChannelTable(
                 <tbody>
                     {list.into_iter().map(|c| {
                         let form = ChannelForm {
-                            id: c.id.clone(), version: c.version, provider: c.provider.clone(), name: c.name.clone(),
+                            id: c.id.to_string(), version: c.version, provider: c.provider.as_str().to_string(), name: c.name.clone(),
                             settings: c.settings.clone(), private_key: String::new(), apiv3_key: String::new(),
                             sandbox: c.sandbox, enabled: c.enabled, make_default: c.is_default,
                         };
-                        let id = c.id.clone();
+                        let id = c.id.to_string();
                         let is_default = c.is_default;
                         let name = c.name.clone();
                         view! { <tr>
                             <td>{c.name.clone()}</td>
-                            <td>{c.provider.clone()}</td>
+                            <td>{c.provider.as_str()}</td>
                             <td><code>{c.account.clone()}</code></td>
                             <td>
                                 {c.is_default.then(|| view! { <span class="badge badge-paid">{move || i18n.t("默认", "Default")}</span> })}
@@ -319,8 +319,8 @@ pub fn NotificationsPage() -> impl IntoView {
                                 <tbody>
                                     {list.into_iter().map(|n| view! { <tr>
                                         <td>{clinicpay::time::fmt_second(n.received_at_ms)}</td>
-                                        <td>{n.provider.clone()}</td>
-                                        <td><span class=format!("badge badge-ntf-{}", n.status)>{n.status.clone()}</span></td>
+                                        <td>{n.provider.as_str()}</td>
+                                        <td><span class=format!("badge badge-ntf-{}", n.status)>{n.status.as_str()}</span></td>
                                         <td>{n.reason.clone().unwrap_or_default()}</td>
                                         <td><code>{n.out_trade_no.clone().unwrap_or_default()}</code></td>
                                         <td>{n.remote_addr.clone()}</td>

@@ -5,7 +5,6 @@ use crate::api::{get_bill, list_bills, BillList};
 use crate::components::{enc, fmt_time, Amount, BillStatusBadge, ErrorView, Loading, Pager};
 use crate::i18n::use_i18n;
 use clinicpay::billing::BillStatus;
-use clinicpay::payments::Provider;
 use clinicpay::views::{BillParams, BillQuery, BillSort};
 use leptos::prelude::*;
 use leptos_router::components::Form;
@@ -244,12 +243,12 @@ pub fn BillPage() -> impl IntoView {
                                             </tr></thead>
                                             <tbody>
                                                 {d.payments.iter().map(|p| {
-                                                    let prov = Provider::parse(&p.provider);
+                                                    let prov = Some(p.provider);
                                                     view! { <tr>
                                                         <td>{fmt_time(p.paid_at_ms)}</td>
                                                         <td>{move || prov.map(|x| if i18n.is_en() { x.label_en() } else { x.label_zh() }).unwrap_or("")}</td>
                                                         <td><code>{p.provider_txn_id.clone()}</code></td>
-                                                        <td><code>{p.session_id.clone()}</code></td>
+                                                        <td><code>{p.session_id.to_string()}</code></td>
                                                         <td class="num"><Amount value=p.amount/></td>
                                                     </tr> }
                                                 }).collect_view()}

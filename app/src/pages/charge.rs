@@ -5,7 +5,7 @@
 //! printable receipt. "View details and pay part" opens the bill list, all ticked; unticking
 //! updates the total at once; "Generate payment" pays the ticked set.
 
-use crate::api_pay::{
+use crate::api::{
     cancel_payment, charge_overview, check_payment, find_patients, refresh_payment, start_payment, ChargeData,
     StartPaymentRequest,
 };
@@ -46,7 +46,7 @@ async fn load(q: Option<String>, patient: Option<String>) -> Result<Found, AppEr
             match found.len() {
                 0 => Ok(Found::NoMatch(q)),
                 // a unique match (a scanned record number) opens the patient at once
-                1 => Ok(Found::Patient(Box::new(charge_overview(found[0].id.clone()).await?))),
+                1 => Ok(Found::Patient(Box::new(charge_overview(found[0].id.to_string()).await?))),
                 _ => Ok(Found::Matches(found)),
             }
         }
@@ -179,7 +179,7 @@ fn MatchList(list: Vec<PatientSummary>) -> impl IntoView {
                 </tr></thead>
                 <tbody>
                     {list.into_iter().map(|p| view! { <tr>
-                        <td><a href=format!("/charge?patient={}", enc(&p.id))>{p.name.clone()}</a></td>
+                        <td><a href=format!("/charge?patient={}", enc(p.id.as_str()))>{p.name.clone()}</a></td>
                         <td>{p.mrn.clone()}</td>
                         <td>{p.phone_masked.clone()}</td>
                         <td class="num"><Amount value=p.unpaid_total/></td>
@@ -199,7 +199,7 @@ fn PatientCharge(
 ) -> impl IntoView {
     let i18n = use_i18n();
     let bills = StoredValue::new(data.bills.clone());
-    let all_ids: BTreeSet<String> = data.bills.iter().map(|b| b.id.clone()).collect();
+    let all_ids: BTreeSet<String> = data.bills.iter().map(|b| b.id.to_string()).collect();
     let selected = RwSignal::new(all_ids.clone());
     let details_open = RwSignal::new(false);
     let providers = data.providers.clone();
@@ -216,7 +216,7 @@ fn PatientCharge(
     }
     let error: RwSignal<Option<AppError>> = RwSignal::new(None);
     let busy = RwSignal::new(false);
-    let patient_id = data.patient.id.clone();
+    let patient_id = data.patient.id.to_string();
 
     // the remembered channel (browser only)
     Effect::new(move |_| {
@@ -230,7 +230,7 @@ fn PatientCharge(
     let selected_total = Memo::new(move |_| {
         let sel = selected.get();
         bills.with_value(|bs| {
-            Money::sum(bs.iter().filter(|b| sel.contains(&b.id)).map(|b| b.total)).unwrap_or(Money::ZERO)
+            Money::sum(bs.iter().filter(|b| sel.contains(b.id.as_str())).map(|b| b.total)).unwrap_or(Money::ZERO)
         })
     });
     let total_all = Money::sum(data.bills.iter().map(|b| b.total)).unwrap_or(Money::ZERO);
@@ -303,7 +303,7 @@ fn PatientCharge(
 
     view! {
         <div class="charge-grid">
-            <section class="panel charge-card" aria-labelledby="charge-patient" data-patient-id=patient.id.clone()>
+            <section class="panel charge-card" aria-labelledby="charge-patient" data-patient-id=patient.id.to_string()>
                 <div class="charge-card-head">
                     <h2 id="charge-patient">{patient.name.clone()}</h2>
                     <span class="muted">{move || format!("{} {}", i18n.t("病历号", "MRN"), patient.mrn)}</span>
@@ -323,7 +323,7 @@ fn PatientCharge(
                         <fieldset class="channels">
                             <legend>{move || i18n.t("支付渠道", "Channel")}</legend>
                             {METHODS.into_iter().map(|(key, p)| {
-                                let available = providers.iter().any(|x| x == p.as_str());
+                                let available = providers.contains(&p);
                                 view! {
                                     <label class="channel">
                                         <input type="radio" name="method" value=key
@@ -371,8 +371,8 @@ fn PatientCharge(
                         </tr></thead>
                         <tbody>
                             {bills.get_value().into_iter().map(|b| {
-                                let id = b.id.clone();
-                                let id2 = b.id.clone();
+                                let id = b.id.to_string();
+                                let id2 = b.id.to_string();
                                 let dep = (b.department_zh.clone(), b.department_en.clone());
                                 let label = format!("{} {}", b.bill_no, b.total.display());
                                 view! { <tr>
@@ -456,7 +456,7 @@ fn SessionPanel(
     acts: SessionActions,
 ) -> impl IntoView {
     let i18n = use_i18n();
-    let id = session.id.clone();
+    let id = session.id.to_string();
     let now = RwSignal::new(browser::now_ms());
 
     // countdown tick and live status (browser only)
@@ -476,15 +476,15 @@ fn SessionPanel(
     let provider = session.provider;
     let total = session.total;
     let expires = session.expires_at_ms;
-    let content = session.pay_content.clone().unwrap_or_default();
+    let content = session.qr_content().unwrap_or_default().to_string();
     let is_sandbox = content.contains("/sandbox/");
     let left = move || ((expires - now.get()) / 1000).max(0);
     let expired_locally = move || status == SessionStatus::Pending && now.get() > 0 && left() == 0;
 
     let action_error = acts.error;
-    let bills = session.bills.clone();
+    let payables = session.payables.clone();
     view! {
-        <section class="panel qr-panel" aria-live="polite" data-testid="session-panel" data-status=status.as_str() data-out-trade-no=session.out_trade_no.clone()>
+        <section class="panel qr-panel" aria-live="polite" data-testid="session-panel" data-status=status.as_str() data-out-trade-no=session.out_trade_no.to_string()>
             {match status {
                 SessionStatus::Pending => {
                     let alt = move || i18n.t("支付二维码", "Payment QR code");
@@ -536,8 +536,8 @@ fn SessionPanel(
                                     <th scope="col" class="num">{move || i18n.t("金额", "Amount")}</th>
                                 </tr></thead>
                                 <tbody>
-                                    {bills.iter().map(|b| view! { <tr>
-                                        <td>{b.bill_no.clone()}</td>
+                                    {payables.iter().map(|b| view! { <tr>
+                                        <td>{b.number.clone()}</td>
                                         <td><code>{b.receipt_no.clone().unwrap_or_default()}</code></td>
                                         <td class="num"><Amount value=b.amount/></td>
                                     </tr> }).collect_view()}
@@ -584,7 +584,7 @@ fn SessionPanel(
 mod live {
     use super::*;
     #[cfg(feature = "hydrate")]
-    use crate::api_pay::payment_status;
+    use crate::api::payment_status;
 
     #[cfg(feature = "hydrate")]
     pub fn follow(id: String, store: RwSignal<Option<SessionView>>, reload: RwSignal<u32>) {
@@ -600,7 +600,7 @@ mod live {
                     if let Ok(s) = payment_status(id.clone()).await {
                         // only while this session is still the one on screen (a refresh
                         // replaces it, and the old one's last event must not bring it back)
-                        let current = store.with_untracked(|cur| cur.as_ref().is_some_and(|c| c.id == id));
+                        let current = store.with_untracked(|cur| cur.as_ref().is_some_and(|c| c.id.as_str() == id));
                         if !current {
                             return;
                         }

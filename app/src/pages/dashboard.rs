@@ -3,7 +3,6 @@
 use crate::api::get_dashboard;
 use crate::components::{fmt_time, Amount, BillStatusBadge, ErrorView, Loading};
 use crate::i18n::use_i18n;
-use clinicpay::payments::Provider;
 use leptos::prelude::*;
 
 #[component]
@@ -74,7 +73,7 @@ pub fn DashboardPage() -> impl IntoView {
                                             </tr></thead>
                                             <tbody>
                                                 {recent_payments.into_iter().map(|p| {
-                                                    let prov = Provider::parse(&p.provider);
+                                                    let prov = Some(p.provider);
                                                     view! { <tr>
                                                         <td>{fmt_time(p.paid_at_ms)}</td>
                                                         <td>{p.patient_name.clone()}</td>

@@ -1,6 +1,6 @@
 //! Payment exceptions (C4): money that could not be allocated as asked, and what became of it.
 
-use crate::api_pay::{list_exceptions, DecideException};
+use crate::api::{list_exceptions, DecideException};
 use crate::components::{fmt_time, Amount, ErrorView, Loading};
 use crate::i18n::{error_text, use_i18n};
 use leptos::prelude::*;
@@ -63,7 +63,10 @@ fn explain(x: &clinicpay::checkout::ExceptionView, en: bool) -> String {
 /// a person's note is shown as they typed it.
 fn resolution_text(x: &clinicpay::checkout::ExceptionView, en: bool) -> Option<String> {
     let r = x.resolution.as_ref()?;
-    if x.status == "refunded" && r.starts_with("refunded ") && r.ends_with(" through the original channel") {
+    if x.status == clinicpay::checkout::ExceptionStatus::Refunded
+        && r.starts_with("refunded ")
+        && r.ends_with(" through the original channel")
+    {
         let amount = x.amount.display();
         return Some(if en {
             format!("refunded {amount} through the original channel")
@@ -126,19 +129,19 @@ pub fn ExceptionsPage() -> impl IntoView {
                                 </tr></thead>
                                 <tbody>
                                     {list.into_iter().map(|x| {
-                                        let kind = x.kind.clone();
-                                        let status = x.status.clone();
-                                        let status2 = x.status.clone();
-                                        let decidable = x.status == "held" || x.status == "open";
-                                        let xid = x.id.clone();
-                                        let xid2 = x.id.clone();
-                                        view! { <tr data-testid="exception-row" data-kind=x.kind.clone() data-status=x.status.clone()>
+                                        let kind = x.kind.as_str();
+                                        let status = x.status.as_str();
+                                        let status2 = x.status.as_str();
+                                        let decidable = x.status.can_be_decided();
+                                        let xid = x.id.to_string();
+                                        let xid2 = x.id.to_string();
+                                        view! { <tr data-testid="exception-row" data-kind=x.kind.as_str() data-status=x.status.as_str()>
                                             <td>{fmt_time(x.created_at_ms)}</td>
-                                            <td>{move || kind_label(&kind, i18n.is_en())}</td>
+                                            <td>{move || kind_label(kind, i18n.is_en())}</td>
                                             <td>{x.patient_name.clone().unwrap_or_default()}</td>
                                             <td><code>{x.provider_txn_id.clone()}</code></td>
                                             <td class="num"><Amount value=x.amount/></td>
-                                            <td><span class=format!("badge badge-exc-{status2}")>{move || status_label(&status, i18n.is_en())}</span></td>
+                                            <td><span class=format!("badge badge-exc-{status2}")>{move || status_label(status, i18n.is_en())}</span></td>
                                             <td>
                                                 {
                                                     let (x1, x2) = (x.clone(), x.clone());
@@ -180,14 +183,15 @@ pub fn ExceptionsPage() -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clinicpay::checkout::ExceptionView;
+    use clinicpay::checkout::{ExceptionKind, ExceptionStatus, ExceptionView};
+    use clinicpay::ids::ExceptionId;
     use clinicpay::money::Money;
     use clinicpay::payments::Provider;
 
     fn exception(kind: &str, status: &str, detail: &str, resolution: Option<&str>) -> ExceptionView {
         ExceptionView {
-            id: "exc_1".into(),
-            kind: kind.into(),
+            id: ExceptionId::from_u128(1),
+            kind: ExceptionKind::parse(kind).unwrap(),
             session_id: None,
             patient_name: None,
             provider: Provider::Alipay,
@@ -195,7 +199,7 @@ mod tests {
             provider_txn_id: "2026".into(),
             amount: Money::from_fen(42_960).unwrap(),
             expected: Some(Money::from_fen(40_000).unwrap()),
-            status: status.into(),
+            status: ExceptionStatus::parse(status).unwrap(),
             detail: detail.into(),
             resolution: resolution.map(str::to_string),
             created_at_ms: 0,
@@ -225,8 +229,8 @@ mod tests {
         assert_eq!(explain(&mismatch, false), "渠道报告实付 ¥429.60，但本次收费应付 ¥400.00；收费保持未支付");
         assert_eq!(resolution_text(&mismatch, false).as_deref(), Some("自动退款失败：ACQ.SYSTEM_ERROR；请人工处理"));
 
-        // a person's note and an unknown kind are shown as written
-        let other = exception("something_new", "resolved", "as stored", Some("已电话联系患者"));
+        // a person's note and a kind the page has no words for are shown as written
+        let other = exception("refund_failed", "resolved", "as stored", Some("已电话联系患者"));
         assert_eq!(explain(&other, false), "as stored");
         assert_eq!(resolution_text(&other, true).as_deref(), Some("已电话联系患者"));
     }

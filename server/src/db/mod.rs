@@ -1,19 +1,54 @@
-//! Storage: one `Store` trait (in the domain crate's ports), two implementations.
+//! Storage: the ports of `clinicpay::ports`, implemented once over SQLite and PostgreSQL.
 //!
-//! `SqliteStore` and `PgStore` are distinct types over their own sqlx drivers, so each gets the
-//! full type checking of its driver. Their SQL is written once, in `shared.rs`, which both
-//! modules `include!` after defining the names it uses (`Db`, `ThisStore`, `FOR_UPDATE`, …):
-//! SQL text with `$N` placeholders runs on both, and the few dialect differences are constants
-//! or methods of each backend module. The contract tests in `server/tests/store_contract.rs`
-//! run the same scenarios against both.
+//! [`SqlStore`] holds a [`sql::Db`] (the pool of whichever backend the URL names). Its SQL is
+//! written once, with `$N` placeholders, BIGINT fen and BIGINT Unix milliseconds, and every SUM
+//! cast to BIGINT (PostgreSQL would return NUMERIC). Each module holds one aggregate's storage:
+//!
+//! | module | what it stores |
+//! |---|---|
+//! | `auth` | staff users, login sessions, login throttling, API tokens |
+//! | `audit` | the hash-chained audit log |
+//! | `billing` | departments, patients, bills and items; bill and patient queries; the dashboard |
+//! | `channels` | payment channel configurations (secrets sealed) |
+//! | `notifications` | raw provider notifications and provider events |
+//! | `sessions` | checkout sessions and the payables they hold |
+//! | `apply` | applying verified payments: read the snapshot, ask the rules, write the booking |
+//! | `ledger` | journal entries and postings |
+//! | `exceptions` | payment exceptions and people's decisions |
+//! | `refunds` | refunds queued at providers and their progress |
+//! | `outbox` | events for later consumers |
+//! | `leases` | claiming background work under leases (one helper), session expiry/close/sync |
+//! | `reports` | the auditor's ledger report |
+//!
+//! The contract tests in `server/tests/integration/store_contract.rs` run the same scenarios
+//! against both backends; `schema parity` compares the two migration sets.
 
-pub mod postgres;
-pub mod sqlite;
+mod apply;
+mod audit;
+mod auth;
+mod billing;
+mod channels;
+mod exceptions;
+mod leases;
+mod ledger;
+mod notifications;
+mod outbox;
+mod refunds;
+mod reports;
+mod sessions;
+pub mod sql;
 
 use anyhow::Context;
-use clinicpay::ports::{AuditInput, Store, StoreError};
+use async_trait::async_trait;
+use clinicpay::ports::{AuditInput, PoolStats, Store, StoreResult};
 use sha2::{Digest, Sha256};
+pub use sql::map_err;
+use sql::{sql, Db};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Which database a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +82,82 @@ impl Default for DbOptions {
     }
 }
 
+/// The store over either backend.
+pub struct SqlStore {
+    db: Db,
+}
+
+impl SqlStore {
+    /// Connects to the database a URL names, migrating it first when asked.
+    ///
+    /// SQLite: one file, WAL with `synchronous=FULL`, so a commit a provider is told about
+    /// survives a power cut. PostgreSQL: `synchronous_commit=on`, UTC.
+    pub async fn connect(url: &str, opts: &DbOptions) -> anyhow::Result<SqlStore> {
+        let max = opts.max_connections.max(2);
+        let db = match Backend::of_url(url)? {
+            Backend::Sqlite => {
+                let co = SqliteConnectOptions::from_str(url)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(15))
+                    .pragma("cache_size", "-16000");
+                if let Some(dir) = co.get_filename().parent() {
+                    if !dir.as_os_str().is_empty() {
+                        std::fs::create_dir_all(dir)?;
+                    }
+                }
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(max)
+                    .min_connections(1)
+                    .connect_with(co)
+                    .await
+                    .context("opening SQLite")?;
+                if opts.migrate {
+                    sqlx::migrate!("../migrations/sqlite").run(&pool).await.context("migrating SQLite")?;
+                }
+                Db::sqlite(pool, max)
+            }
+            Backend::Postgres => {
+                let co = PgConnectOptions::from_str(url)?.options([("synchronous_commit", "on"), ("TimeZone", "UTC")]);
+                let pool = PgPoolOptions::new()
+                    .max_connections(max)
+                    .acquire_timeout(Duration::from_secs(15))
+                    .connect_with(co)
+                    .await
+                    .context("connecting to PostgreSQL")?;
+                if opts.migrate {
+                    sqlx::migrate!("../migrations/postgres").run(&pool).await.context("migrating PostgreSQL")?;
+                }
+                Db::postgres(pool, max)
+            }
+        };
+        Ok(SqlStore { db })
+    }
+
+    /// The pool, for raw access (tests, LISTEN/NOTIFY).
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> &'static str {
+        self.db.dialect().name()
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sql("SELECT 1").execute(&self.db).await?;
+        Ok(())
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        self.db.stats()
+    }
+}
+
 /// A connected store; with PostgreSQL also its pool (for LISTEN/NOTIFY).
 pub struct Connected {
     pub store: Arc<dyn Store>,
@@ -55,44 +166,35 @@ pub struct Connected {
 
 /// Connects to the database a URL names, migrating it first when asked.
 pub async fn connect(url: &str, opts: &DbOptions) -> anyhow::Result<Connected> {
-    Ok(match Backend::of_url(url)? {
-        Backend::Sqlite => Connected {
-            store: Arc::new(sqlite::SqliteStore::connect(url, opts).await.context("opening SQLite")?),
-            pg: None,
-        },
-        Backend::Postgres => {
-            let s = postgres::PgStore::connect(url, opts).await.context("connecting to PostgreSQL")?;
-            let pool = s.pool().clone();
-            Connected { store: Arc::new(s), pg: Some(pool) }
-        }
-    })
-}
-
-/// Maps driver errors by kind (SQLite does not report constraint names).
-pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
-    match &e {
-        sqlx::Error::RowNotFound => StoreError::NotFound,
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_string()),
-        _ => StoreError::Internal(anyhow::Error::new(e)),
-    }
+    let s = SqlStore::connect(url, opts).await?;
+    let pg = s.db.pg_pool().cloned();
+    Ok(Connected { store: Arc::new(s), pg })
 }
 
 /// The audit chain: each line's hash covers the previous hash and every field of the line.
 pub fn audit_hash(prev_hash: &str, seq: i64, a: &AuditInput) -> String {
-    let mut h = Sha256::new();
-    for part in [
+    audit_hash_parts(
         prev_hash,
-        &seq.to_string(),
-        &a.id,
-        &a.at_ms.to_string(),
-        a.actor_id.as_deref().unwrap_or(""),
-        &a.actor_name,
-        &a.action,
-        &a.target_type,
-        &a.target_id,
-        &a.detail,
-        &a.ip,
-    ] {
+        seq,
+        [
+            a.id.as_str(),
+            &a.at_ms.to_string(),
+            a.actor_id.as_deref().unwrap_or(""),
+            &a.actor_name,
+            &a.action,
+            &a.target_type,
+            &a.target_id,
+            &a.detail,
+            &a.ip,
+        ],
+    )
+}
+
+/// The same over a stored line's fields as text (a tampered line need not even parse).
+pub(crate) fn audit_hash_parts(prev_hash: &str, seq: i64, fields: [&str; 9]) -> String {
+    let mut h = Sha256::new();
+    let seq = seq.to_string();
+    for part in [prev_hash, seq.as_str()].into_iter().chain(fields) {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
     }
@@ -109,4 +211,9 @@ pub(crate) fn like_escape(s: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// A stored value that does not parse: the database holds something we never write.
+pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> clinicpay::ports::StoreError {
+    clinicpay::ports::StoreError::Internal(anyhow::anyhow!("stored {what}: {e}"))
 }

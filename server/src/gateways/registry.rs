@@ -6,10 +6,11 @@ use super::alipay::{AlipayClient, AlipaySettings};
 use super::bank::{BankClient, BankSettings};
 use super::wechatpay::{WechatClient, WechatSettings};
 use async_trait::async_trait;
+use clinicpay::ids::ChannelId;
 use clinicpay::payments::{Provider, Rejection};
 use clinicpay::ports::{
-    ChannelInfo, ChannelRecord, ChannelSecrets, Gateway, GatewayError, Gateways, RawNotification, Sealed, Secrets,
-    Store,
+    ChannelInfo, ChannelRecord, ChannelSecrets, Gateway, GatewayError, Gateways, NotificationProfile, RawNotification,
+    Sealed, Secrets, Store,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -52,7 +53,7 @@ pub struct ChannelGateways {
     store: Arc<dyn Store>,
     secrets: Arc<dyn Secrets>,
     http: reqwest::Client,
-    cache: Mutex<HashMap<String, Arc<Cached>>>,
+    cache: Mutex<HashMap<ChannelId, Arc<Cached>>>,
     /// The channel list, refreshed at most this often on the notification path.
     list: Mutex<Option<(Instant, Vec<ChannelRecord>)>>,
     list_ttl: Duration,
@@ -72,7 +73,7 @@ impl ChannelGateways {
 
     fn open(&self, c: &ChannelRecord) -> anyhow::Result<ChannelSecrets> {
         let plain = self.secrets.open(
-            c.id.as_bytes(),
+            c.id.as_str().as_bytes(),
             &Sealed { key_version: c.secret_key_version, ciphertext: c.secret_ciphertext.clone() },
         )?;
         Ok(serde_json::from_slice(&plain)?)
@@ -119,7 +120,7 @@ impl Gateways for ChannelGateways {
         Ok((hit.info.clone(), hit.gateway.clone()))
     }
 
-    async fn channel(&self, channel_id: &str) -> Result<(ChannelInfo, Arc<dyn Gateway>), GatewayError> {
+    async fn channel(&self, channel_id: &ChannelId) -> Result<(ChannelInfo, Arc<dyn Gateway>), GatewayError> {
         let c = self
             .store
             .get_channel(channel_id)
@@ -135,6 +136,7 @@ impl Gateways for ChannelGateways {
         &self,
         provider: Provider,
         n: &RawNotification,
+        now_ms: clinicpay::time::Millis,
     ) -> Result<(ChannelInfo, Arc<dyn Gateway>), Rejection> {
         let list =
             self.channels(false).await.map_err(|e| Rejection::Malformed(format!("channel lookup failed: {e}")))?;
@@ -150,12 +152,20 @@ impl Gateways for ChannelGateways {
         // precisely (wrong content type, malformed); otherwise it is for an account we do not have.
         if let Some(hit) = any {
             if let Err(r @ (Rejection::Malformed(_) | Rejection::ContentType(_))) =
-                hit.gateway.verify_notification(n, chrono::Utc::now().timestamp_millis())
+                hit.gateway.verify_notification(n, now_ms)
             {
                 return Err(r);
             }
         }
         Err(Rejection::UnknownAccount(provider.as_str().to_string()))
+    }
+
+    fn notification_profile(&self, provider: Provider) -> NotificationProfile {
+        match provider {
+            Provider::Alipay => super::alipay::notification_profile(),
+            Provider::WechatPay => super::wechatpay::notification_profile(),
+            Provider::Bank => super::bank::notification_profile(),
+        }
     }
 
     fn invalidate(&self) {

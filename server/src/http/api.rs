@@ -121,15 +121,15 @@ pub fn session_json(v: &SessionView, now_ms: i64) -> serde_json::Value {
         "created_at": clinicpay::time::rfc3339_beijing(v.created_at_ms),
         "expires_at": clinicpay::time::rfc3339_beijing(v.expires_at_ms),
         "seconds_left": if v.status == SessionStatus::Pending { v.seconds_left(now_ms) } else { 0 },
-        "qr_code_content": if v.pay_kind.as_deref() == Some("qr") { v.pay_content.clone() } else { None },
+        "qr_code_content": v.qr_content(),
         "qr_code_image_url": format!("/api/v1/finance/qr-codes/{}.png", v.id),
         "paid_at": v.paid_at_ms.map(clinicpay::time::rfc3339_beijing),
         "paid_amount": v.paid_amount,
         "provider_transaction_id": v.provider_txn_id,
         "close_reason": v.close_reason,
         "replaced_by": v.replaced_by,
-        "bills": v.bills.iter().map(|b| json!({
-            "bill_id": b.bill_id, "bill_no": b.bill_no, "amount": b.amount,
+        "bills": v.payables.iter().map(|b| json!({
+            "bill_id": b.payable.as_str(), "bill_no": b.number, "amount": b.amount,
             "status": b.status.as_str(), "receipt_no": b.receipt_no,
         })).collect::<Vec<_>>(),
     })
@@ -227,8 +227,8 @@ pub async fn bill_qr_payment(
     let key = idempotency_key(&headers)?;
     let bill = st.services.bill_detail(&bill_id).await?;
     let req = SessionRequest::parse(
-        &bill.bill.patient_id,
-        std::slice::from_ref(&bill.bill.id),
+        bill.bill.patient_id.as_str(),
+        &[bill.bill.id.to_string()],
         &b.payment_method,
         b.timeout_minutes,
     )
@@ -292,10 +292,8 @@ pub async fn qr_code(State(st): State<HttpState>, _caller: ApiCaller, Path(file)
         return Err(ApiError::new(404, "not_found", "use <session_id>.png or .svg"));
     }
     let v = st.services.checkout_session(id).await?;
-    let content = v
-        .pay_content
-        .filter(|_| v.pay_kind.as_deref() == Some("qr"))
-        .ok_or_else(|| ApiError::new(409, "no_qr_code", "this session has no QR code (yet)"))?;
+    let content =
+        v.qr_content().ok_or_else(|| ApiError::new(409, "no_qr_code", "this session has no QR code (yet)"))?;
     let code = qrcode::QrCode::with_error_correction_level(content.as_bytes(), qrcode::EcLevel::M)
         .map_err(|e| ApiError::new(500, "internal", e.to_string()))?;
     let cache = "private, max-age=60";

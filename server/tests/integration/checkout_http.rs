@@ -59,7 +59,7 @@ impl Api {
 }
 
 async fn patients(app: &TestApp) -> Vec<String> {
-    app.services.store.list_patients(None, 1, 20).await.unwrap().items.into_iter().map(|p| p.id).collect()
+    app.services.store.list_patients(None, 1, 20).await.unwrap().items.into_iter().map(|p| p.id.to_string()).collect()
 }
 
 async fn assert_books(app: &TestApp) {
@@ -180,8 +180,8 @@ async fn bad_requests_get_a_code_and_create_nothing() {
         let mine = api.unpaid(&ps[0]).await;
         let theirs = api.unpaid(&ps[1]).await;
         let paid_bill = {
-            let d = app.services.store.patient_detail(&ps[3]).await.unwrap().unwrap();
-            d.bills.iter().find(|b| b.status == BillStatus::Paid).map(|b| b.id.clone()).unwrap()
+            let d = app.services.store.patient_detail(&ps[3].parse().unwrap()).await.unwrap().unwrap();
+            d.bills.iter().find(|b| b.status == BillStatus::Paid).map(|b| b.id.to_string()).unwrap()
         };
         let count = || async { app.services.store.count_pending_sessions().await.unwrap() };
         let before = count().await;
@@ -512,7 +512,14 @@ async fn fifty_identical_wechat_notifications_at_once_have_one_effect() {
         let counts = notification_counts(&app).await;
         assert_eq!(counts.get("applied:"), Some(&1), "{backend}: {counts:?}");
         assert_eq!(counts.get("duplicate:"), Some(&49), "{backend}: {counts:?}");
-        let payments = app.services.store.session(v["session_id"].as_str().unwrap()).await.unwrap().unwrap().bills;
+        let payments = app
+            .services
+            .store
+            .session(&v["session_id"].as_str().unwrap().parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .payables;
         assert!(payments.iter().all(|b| b.receipt_no.is_some()));
 
         // tampered body, stale copy, unknown key id, wrong content type: refused
@@ -579,7 +586,7 @@ async fn lost_notifications_are_found_by_status_sync() {
             );
             // the worker's claim: due 15 s after creation
             let due = app.services.store.claim_syncs(app.services.now() + 20_000, 1, 10).await.unwrap();
-            assert!(due.iter().any(|t| t.session_id == id), "{backend}: due for a status query");
+            assert!(due.iter().any(|t| t.session_id.as_str() == id), "{backend}: due for a status query");
             // the query itself (the worker's step, or the cashier's "check payment")
             let (s, after) = api.post(&format!("/api/v1/finance/payment-sessions/{id}/sync"), json!({}), None).await;
             assert_eq!((s, after["status"].as_str()), (200, Some("paid")), "{backend} {method}: {after}");
@@ -621,7 +628,7 @@ async fn expiry_refresh_cancel_and_late_money() {
 
         // expiry: the QR's time passes; the session ends, its bills are free, the trade is closed
         let ended = services.store.expire_sessions(services.now() + 16 * 60_000, 100).await.unwrap();
-        assert!(ended.contains(&new_id));
+        assert!(ended.iter().any(|e| e.as_str() == new_id));
         assert_eq!(services.close_step().await.unwrap(), 1);
         assert_eq!(sb.alipay.trade_state(&trade(&new)).as_deref(), Some("TRADE_CLOSED"));
         assert_eq!(api.unpaid(&ps[10]).await.len(), bills.len(), "{backend}: payable again");
@@ -644,7 +651,7 @@ async fn expiry_refresh_cancel_and_late_money() {
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         loop {
             let ex = services.exceptions(true).await.unwrap();
-            if ex.iter().any(|e| e.session_id.as_deref() == Some(&id)) {
+            if ex.iter().any(|e| e.session_id.as_ref().is_some_and(|s| s.as_str() == id)) {
                 break;
             }
             assert!(std::time::Instant::now() < deadline, "the late payment was never recorded");
@@ -654,7 +661,7 @@ async fn expiry_refresh_cancel_and_late_money() {
         assert_eq!(api.unpaid(&ps[10]).await.len(), bills.len(), "{backend}: late money pays no bill");
         assert_eq!(services.refund_step().await.unwrap(), 1, "{backend}: refunded through Alipay");
         let ex = services.exceptions(false).await.unwrap();
-        let e = ex.iter().find(|e| e.session_id.as_deref() == Some(&id)).unwrap();
+        let e = ex.iter().find(|e| e.session_id.as_ref().is_some_and(|s| s.as_str() == id)).unwrap();
         assert_eq!((e.kind.as_str(), e.status.as_str()), ("late_payment", "refunded"), "{e:?}");
         let state = sb.alipay.trade_state(&trade(&v)).unwrap();
         assert_eq!(state, "TRADE_CLOSED", "{backend}: fully refunded at Alipay");

@@ -3,13 +3,14 @@
 
 use crate::helpers::{backends, TestDb};
 use clinicpay::billing::BillStatus;
-use clinicpay::checkout::{EndReason, LatePaymentPolicy};
-use clinicpay::ids::{ChannelId, OutTradeNo, SessionId, TypedId};
+use clinicpay::checkout::apply::{ApplyResult, PaymentRules, VerifiedPayment};
+use clinicpay::checkout::payable::PayableId;
+use clinicpay::checkout::{EndReason, ExceptionKind, ExceptionStatus, LatePaymentPolicy};
+use clinicpay::ids::{AuditId, BillId, ChannelId, NotificationId, OutTradeNo, PatientId, SessionId, TypedId};
 use clinicpay::money::Money;
-use clinicpay::payments::{PayMethod, Provider, SessionStatus};
+use clinicpay::payments::{PayAction, PayMethod, Provider, SessionStatus};
 use clinicpay::ports::{
-    ApplyResult, AuditInput, ChannelRecord, CreateOutcome, IdGen, NewNotification, NewSession, PaymentApplication,
-    SessionRefusal, Store,
+    AuditInput, ChannelRecord, CreateOutcome, IdGen, IdempotencyKey, NewNotification, NewSession, SessionRefusal, Store,
 };
 use clinicpay::services::demo::generate;
 use server::runtime::RandomIds;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 fn audit() -> AuditInput {
     AuditInput {
-        id: format!("aud_{}", rand_suffix()),
+        id: AuditId::from_bits(RandomIds.next_bits()),
         at_ms: 1,
         actor_id: None,
         actor_name: "test".into(),
@@ -29,14 +30,20 @@ fn audit() -> AuditInput {
     }
 }
 
-fn rand_suffix() -> String {
-    clinicpay::ids::encode_u128(RandomIds.next_bits())
+const AUTO: PaymentRules = PaymentRules { late_policy: LatePaymentPolicy::AutoRefund };
+
+fn key(scope: &str, key: &str, fingerprint: &str) -> Option<IdempotencyKey> {
+    Some(IdempotencyKey { scope: scope.into(), key: key.into(), fingerprint: fingerprint.into() })
+}
+
+fn no_such_order() -> OutTradeNo {
+    OutTradeNo::parse("CPNOSUCHORDER").unwrap()
 }
 
 struct World {
     db: TestDb,
     store: Arc<dyn Store>,
-    channel: String,
+    channel: ChannelId,
     data: clinicpay::services::demo::DemoData,
 }
 
@@ -60,7 +67,7 @@ async fn world(backend: &str) -> World {
         })
         .collect();
     store.insert_bills(&bills).await.unwrap();
-    let channel = ChannelId::from_bits(RandomIds.next_bits()).into_string();
+    let channel = ChannelId::from_bits(RandomIds.next_bits());
     store
         .insert_channel(
             &ChannelRecord {
@@ -86,27 +93,27 @@ async fn world(backend: &str) -> World {
 }
 
 impl World {
-    fn unpaid_of(&self, patient: usize) -> (String, Vec<String>) {
+    fn unpaid_of(&self, patient: usize) -> (PatientId, Vec<BillId>) {
         let p = &self.data.patients[patient];
         let bills = self
             .data
             .bills
             .iter()
             .filter(|(b, _)| b.patient_id == p.id && b.status == BillStatus::Unpaid)
-            .map(|(b, _)| b.id.to_string())
+            .map(|(b, _)| b.id.clone())
             .collect();
-        (p.id.to_string(), bills)
+        (p.id.clone(), bills)
     }
 
-    fn new_session(&self, patient: &str, bills: &[String]) -> NewSession {
+    fn new_session(&self, patient: &PatientId, bills: &[BillId]) -> NewSession {
         NewSession {
-            id: SessionId::from_bits(RandomIds.next_bits()).into_string(),
-            patient_id: patient.into(),
+            id: SessionId::from_bits(RandomIds.next_bits()),
+            patient_id: patient.clone(),
             channel_id: self.channel.clone(),
             provider: Provider::Alipay,
             method: PayMethod::AlipayQr,
-            out_trade_no: OutTradeNo::from_bits(RandomIds.next_bits()).as_str().to_string(),
-            bill_ids: bills.to_vec(),
+            out_trade_no: OutTradeNo::from_bits(RandomIds.next_bits()),
+            payables: bills.iter().cloned().map(PayableId::Bill).collect(),
             expires_at_ms: 10_000_000_000_000,
             created_at_ms: 1_000,
             created_by: "usr_test".into(),
@@ -115,18 +122,17 @@ impl World {
         }
     }
 
-    fn payment(&self, out_trade_no: &str, txn: &str, amount: Money) -> PaymentApplication {
-        PaymentApplication {
+    fn payment(&self, out_trade_no: &OutTradeNo, txn: &str, amount: Money) -> VerifiedPayment {
+        VerifiedPayment {
             event_id: format!("ev-{txn}"),
             notification_id: None,
             provider: Provider::Alipay,
             channel_id: self.channel.clone(),
-            out_trade_no: out_trade_no.into(),
+            out_trade_no: out_trade_no.clone(),
             provider_txn_id: txn.into(),
             amount,
             paid_at_ms: 2_000,
-            now_ms: 2_000,
-            late_policy: LatePaymentPolicy::AutoRefund,
+            received_at_ms: 2_000,
         }
     }
 
@@ -158,32 +164,35 @@ async fn sessions_freeze_bills_and_refuse_what_cannot_be_paid() {
         let s = w.new_session(&patient, &bills);
         let v = w.create(&s).await.unwrap();
         assert_eq!(v.status, SessionStatus::Pending);
-        assert_eq!(v.bills.len(), bills.len());
-        let sum = Money::sum(v.bills.iter().map(|b| b.amount)).unwrap();
+        assert_eq!(v.payables.len(), bills.len());
+        let sum = Money::sum(v.payables.iter().map(|b| b.amount)).unwrap();
         assert_eq!(v.total, sum, "{backend}: total is the sum of frozen amounts");
-        assert!(v.bills.iter().all(|b| b.status == BillStatus::Paying));
+        assert!(v.payables.iter().all(|b| b.status == BillStatus::Paying));
 
         // a bill is in at most one active session, and the refusal names that session
         let again = w.new_session(&patient, &bills[..1]);
         match w.create(&again).await {
-            Err(SessionRefusal::InActiveSession { session_id, .. }) => assert_eq!(session_id, v.id, "{backend}"),
+            Err(SessionRefusal::InActiveSession { session_id, .. }) => {
+                assert_eq!(session_id, Some(v.id.clone()), "{backend}")
+            }
             other => panic!("{backend}: {other:?}"),
         }
         // bills of another patient, unknown bills, void bills
         let (other_patient, other_bills) = w.unpaid_of(1);
         assert!(matches!(w.create(&w.new_session(&patient, &other_bills)).await, Err(SessionRefusal::OtherPatient(_))));
         assert!(matches!(
-            w.create(&w.new_session(&other_patient, &["bill_00000000000000000000000000".into()])).await,
-            Err(SessionRefusal::UnknownBill(_))
+            w.create(&w.new_session(&other_patient, &[BillId::parse("bill_00000000000000000000000000").unwrap()]))
+                .await,
+            Err(SessionRefusal::UnknownPayable(_))
         ));
         let void = w.data.bills.iter().find(|(b, _)| b.status == BillStatus::Void).unwrap();
-        let vp = void.0.patient_id.to_string();
+        let vp = void.0.patient_id.clone();
         assert!(matches!(
-            w.create(&w.new_session(&vp, &[void.0.id.to_string()])).await,
+            w.create(&w.new_session(&vp, std::slice::from_ref(&void.0.id))).await,
             Err(SessionRefusal::NotPayable { .. })
         ));
         assert!(matches!(
-            w.create(&w.new_session("pat_00000000000000000000000000", &bills)).await,
+            w.create(&w.new_session(&PatientId::parse("pat_00000000000000000000000000").unwrap(), &bills)).await,
             Err(SessionRefusal::UnknownPatient)
         ));
         // nothing of the refused attempts was written
@@ -196,7 +205,7 @@ async fn sessions_freeze_bills_and_refuse_what_cannot_be_paid() {
             Err(SessionStatus::Cancelled)
         );
         let after = w.store.session(&v.id).await.unwrap().unwrap();
-        assert!(after.bills.iter().all(|b| b.status == BillStatus::Unpaid), "{backend}: bills released");
+        assert!(after.payables.iter().all(|b| b.status == BillStatus::Unpaid), "{backend}: bills released");
         assert!(w.create(&w.new_session(&patient, &bills)).await.is_ok(), "{backend}: payable again");
     }
 }
@@ -207,16 +216,16 @@ async fn idempotency_keys_return_the_same_session_or_refuse() {
         let w = world(backend).await;
         let (patient, bills) = w.unpaid_of(2);
         let mut s = w.new_session(&patient, &bills);
-        s.idempotency = Some(("usr_1".into(), "key-1".into(), "fp-a".into()));
+        s.idempotency = key("usr_1", "key-1", "fp-a");
         let first = w.create(&s).await.unwrap();
         let mut retry = w.new_session(&patient, &bills);
-        retry.idempotency = Some(("usr_1".into(), "key-1".into(), "fp-a".into()));
+        retry.idempotency = key("usr_1", "key-1", "fp-a");
         match w.store.create_session(&retry).await.unwrap() {
             Ok(CreateOutcome::Existing(v)) => assert_eq!(v.id, first.id, "{backend}"),
             other => panic!("{backend}: {other:?}"),
         }
         let mut misuse = w.new_session(&patient, &bills[..1]);
-        misuse.idempotency = Some(("usr_1".into(), "key-1".into(), "fp-b".into()));
+        misuse.idempotency = key("usr_1", "key-1", "fp-b");
         assert!(matches!(
             w.store.create_session(&misuse).await.unwrap(),
             Err(SessionRefusal::IdempotencyReused { .. })
@@ -258,11 +267,11 @@ async fn a_payment_is_applied_exactly_once_under_concurrent_delivery() {
             let p = p.clone();
             tasks.push(tokio::spawn(async move {
                 if i % 2 == 0 {
-                    vec![w.store.apply_payment(&p, &RandomIds).await.unwrap()]
+                    vec![w.store.apply_payment(&p, &AUTO, &RandomIds).await.unwrap()]
                 } else {
                     // group commit: two deliveries of the same payment in one batch
                     w.store
-                        .apply_payments(&[p.clone(), p], &RandomIds)
+                        .apply_payments(&[p.clone(), p], &AUTO, &RandomIds)
                         .await
                         .unwrap()
                         .into_iter()
@@ -275,7 +284,7 @@ async fn a_payment_is_applied_exactly_once_under_concurrent_delivery() {
         for t in tasks {
             for r in t.await.unwrap() {
                 match r {
-                    ApplyResult::Paid { bills: n, .. } => {
+                    ApplyResult::Paid { payables: n, .. } => {
                         paid += 1;
                         assert_eq!(n, bills.len());
                     }
@@ -287,7 +296,7 @@ async fn a_payment_is_applied_exactly_once_under_concurrent_delivery() {
         assert_eq!(paid, 1, "{backend}: one effect");
         let after = w.store.session(&v.id).await.unwrap().unwrap();
         assert_eq!(after.status, SessionStatus::Paid);
-        assert!(after.bills.iter().all(|b| b.status == BillStatus::Paid && b.receipt_no.is_some()));
+        assert!(after.payables.iter().all(|b| b.status == BillStatus::Paid && b.receipt_no.is_some()));
         assert_eq!(
             w.db.scalar_i64(&format!("SELECT COUNT(*) FROM payments WHERE session_id = '{}'", v.id)).await,
             bills.len() as i64
@@ -297,7 +306,7 @@ async fn a_payment_is_applied_exactly_once_under_concurrent_delivery() {
         // the same money through status sync (another event id) is still the same transaction
         let mut via_sync = p.clone();
         via_sync.event_id = "query:TXN-1".into();
-        assert_eq!(w.store.apply_payment(&via_sync, &RandomIds).await.unwrap(), ApplyResult::Duplicate);
+        assert_eq!(w.store.apply_payment(&via_sync, &AUTO, &RandomIds).await.unwrap(), ApplyResult::Duplicate);
         w.assert_books(backend).await;
         let report = w.store.ledger_report().await.unwrap();
         let clearing = report.balances.iter().find(|(a, _)| a == "1012.01").unwrap().1;
@@ -339,7 +348,7 @@ async fn a_batch_writes_the_ordinary_case_together_and_everything_else_as_if_alo
         // three ordinary payments, each from a stored notification
         let mut ordinary = Vec::new();
         let mut sessions = Vec::new();
-        let stored = |nid: String| NewNotification {
+        let stored = |nid: NotificationId| NewNotification {
             id: nid,
             provider: Provider::Alipay,
             received_at_ms: 1_900,
@@ -352,7 +361,7 @@ async fn a_batch_writes_the_ordinary_case_together_and_everything_else_as_if_alo
         for i in 0..3 {
             let (patient, bills) = patients.next().unwrap();
             let v = w.create(&w.new_session(&patient, &bills)).await.unwrap();
-            let nid = format!("ntf_batch{i}");
+            let nid = NotificationId::from_bits(RandomIds.next_bits());
             notifications.push(stored(nid.clone()));
             let mut p = w.payment(&v.out_trade_no, &format!("TXN-B{i}"), v.total);
             p.notification_id = Some(nid);
@@ -361,20 +370,24 @@ async fn a_batch_writes_the_ordinary_case_together_and_everything_else_as_if_alo
         }
         // stored together (group commit of raw notifications)
         w.store.insert_notifications(&notifications).await.unwrap();
+        let batch_ids = notifications.iter().map(|n| format!("'{}'", n.id)).collect::<Vec<_>>().join(", ");
         assert_eq!(
-            w.db.scalar_i64("SELECT COUNT(*) FROM notifications WHERE id LIKE 'ntf_batch%' AND status = 'received'")
-                .await,
+            w.db.scalar_i64(&format!(
+                "SELECT COUNT(*) FROM notifications WHERE id IN ({batch_ids}) AND status = 'received'"
+            ))
+            .await,
             3
         );
         // the first delivered twice (another notification of the same payment)
         let mut repeat = ordinary[0].clone();
-        repeat.notification_id = Some("ntf_repeat".into());
-        w.store.insert_notification(&stored("ntf_repeat".into())).await.unwrap();
+        let repeat_id = NotificationId::from_bits(RandomIds.next_bits());
+        repeat.notification_id = Some(repeat_id.clone());
+        w.store.insert_notification(&stored(repeat_id.clone())).await.unwrap();
         // and in the same batch: a repeat, a wrong amount, an unknown order, late money
         let (patient, bills) = patients.next().unwrap();
         let v = w.create(&w.new_session(&patient, &bills)).await.unwrap();
         let mismatch = w.payment(&v.out_trade_no, "TXN-BM", v.total.checked_sub(Money::from_fen(1).unwrap()).unwrap());
-        let unknown = w.payment("CPNOSUCHORDER", "TXN-BU", v.total);
+        let unknown = w.payment(&no_such_order(), "TXN-BU", v.total);
         let (patient, bills) = patients.next().unwrap();
         let late_v = w.create(&w.new_session(&patient, &bills)).await.unwrap();
         w.store.end_session(&late_v.id, EndReason::Cancelled, 1_500, true).await.unwrap().unwrap();
@@ -384,14 +397,14 @@ async fn a_batch_writes_the_ordinary_case_together_and_everything_else_as_if_alo
         let log = CapturedLog::default();
         let results: Vec<ApplyResult> = {
             let _guard = log.install();
-            w.store.apply_payments(&batch, &RandomIds).await.unwrap().into_iter().map(|r| r.unwrap()).collect()
+            w.store.apply_payments(&batch, &AUTO, &RandomIds).await.unwrap().into_iter().map(|r| r.unwrap()).collect()
         };
         assert!(
-            !log.text().contains("set-based apply failed"),
+            !log.text().contains("the batch write failed"),
             "{backend}: the set-based path was taken: {}",
             log.text()
         );
-        let expect_paid = |r: &ApplyResult, n: usize| matches!(r, ApplyResult::Paid { bills, .. } if *bills == n);
+        let expect_paid = |r: &ApplyResult, n: usize| matches!(r, ApplyResult::Paid { payables, .. } if *payables == n);
         assert!(expect_paid(&results[0], sessions[0].1), "{backend}: {results:?}");
         assert!(matches!(results[1], ApplyResult::AmountMismatch { .. }), "{backend}: {results:?}");
         assert!(expect_paid(&results[2], sessions[1].1), "{backend}: {results:?}");
@@ -404,13 +417,13 @@ async fn a_batch_writes_the_ordinary_case_together_and_everything_else_as_if_alo
         for (v, n) in &sessions {
             let after = w.store.session(&v.id).await.unwrap().unwrap();
             assert_eq!(after.status, SessionStatus::Paid, "{backend}");
-            assert!(after.bills.iter().all(|b| b.status == BillStatus::Paid && b.receipt_no.is_some()), "{backend}");
+            assert!(after.payables.iter().all(|b| b.status == BillStatus::Paid && b.receipt_no.is_some()), "{backend}");
             let q = |t: &str| format!("SELECT COUNT(*) FROM {t} WHERE session_id = '{}'", v.id);
             assert_eq!(w.db.scalar_i64(&q("payments")).await, *n as i64, "{backend}");
             assert_eq!(w.db.scalar_i64(&q("provider_transactions")).await, 1, "{backend}");
             assert_eq!(
                 w.db.scalar_i64(&format!(
-                    "SELECT COUNT(*) FROM session_bills WHERE session_id = '{}' AND active = TRUE",
+                    "SELECT COUNT(*) FROM session_payables WHERE session_id = '{}' AND active = TRUE",
                     v.id
                 ))
                 .await,
@@ -428,17 +441,19 @@ async fn a_batch_writes_the_ordinary_case_together_and_everything_else_as_if_alo
             );
         }
         assert_eq!(
-            w.db.scalar_i64(
-                "SELECT COUNT(*) FROM notifications WHERE id LIKE 'ntf_batch%' AND status = 'applied' \
+            w.db.scalar_i64(&format!(
+                "SELECT COUNT(*) FROM notifications WHERE id IN ({batch_ids}) AND status = 'applied' \
                  AND event_id LIKE 'ev-TXN-B%' AND out_trade_no IS NOT NULL AND processed_at = 2000"
-            )
+            ))
             .await,
             3,
             "{backend}: each notification records its outcome in the same transaction"
         );
         assert_eq!(
-            w.db.scalar_i64("SELECT COUNT(*) FROM notifications WHERE id = 'ntf_repeat' AND status = 'duplicate'")
-                .await,
+            w.db.scalar_i64(&format!(
+                "SELECT COUNT(*) FROM notifications WHERE id = '{repeat_id}' AND status = 'duplicate'"
+            ))
+            .await,
             1,
             "{backend}"
         );
@@ -453,7 +468,7 @@ async fn a_batch_writes_the_ordinary_case_together_and_everything_else_as_if_alo
         w.assert_books(backend).await;
 
         // delivered again, all together: nothing changes
-        let again = w.store.apply_payments(&ordinary, &RandomIds).await.unwrap();
+        let again = w.store.apply_payments(&ordinary, &AUTO, &RandomIds).await.unwrap();
         assert!(again.into_iter().all(|r| r.unwrap() == ApplyResult::Duplicate), "{backend}");
         assert_eq!(w.db.scalar_i64("SELECT COUNT(*) FROM outbox WHERE topic = 'payment.succeeded'").await, 3);
         w.assert_books(backend).await;
@@ -468,16 +483,17 @@ async fn late_and_mismatched_money_is_kept_and_explained() {
         let (patient, bills) = w.unpaid_of(5);
         let v = w.create(&w.new_session(&patient, &bills)).await.unwrap();
         w.store.end_session(&v.id, EndReason::Cancelled, 1_500, true).await.unwrap().unwrap();
-        let r = w.store.apply_payment(&w.payment(&v.out_trade_no, "TXN-LATE", v.total), &RandomIds).await.unwrap();
+        let r =
+            w.store.apply_payment(&w.payment(&v.out_trade_no, "TXN-LATE", v.total), &AUTO, &RandomIds).await.unwrap();
         let ApplyResult::LatePayment { refund_queued, .. } = r else { panic!("{backend}: {r:?}") };
         assert!(refund_queued);
         let after = w.store.session(&v.id).await.unwrap().unwrap();
         assert_eq!(after.status, SessionStatus::Cancelled, "{backend}: a cancelled session stays cancelled");
-        assert!(after.bills.iter().all(|b| b.status == BillStatus::Unpaid), "{backend}: no bill paid by late money");
+        assert!(after.payables.iter().all(|b| b.status == BillStatus::Unpaid), "{backend}: no bill paid by late money");
         let exc = w.store.list_exceptions(true, 10).await.unwrap();
         assert_eq!(exc.len(), 1);
-        assert_eq!(exc[0].kind, "late_payment");
-        assert_eq!(exc[0].status, "refund_pending");
+        assert_eq!(exc[0].kind, ExceptionKind::LatePayment);
+        assert_eq!(exc[0].status, ExceptionStatus::RefundPending);
         let refunds = w.store.claim_refunds(10_000, 60_000, 10).await.unwrap();
         assert_eq!(refunds.len(), 1);
         assert_eq!(refunds[0].amount, v.total);
@@ -502,7 +518,7 @@ async fn late_and_mismatched_money_is_kept_and_explained() {
             .await
             .unwrap();
         let exc = w.store.list_exceptions(false, 10).await.unwrap();
-        assert_eq!(exc[0].status, "refunded");
+        assert_eq!(exc[0].status, ExceptionStatus::Refunded);
         let report = w.store.ledger_report().await.unwrap();
         assert_eq!(
             report.balances.iter().find(|(a, _)| a == "2241").map(|x| x.1).unwrap_or(0),
@@ -514,7 +530,8 @@ async fn late_and_mismatched_money_is_kept_and_explained() {
         let (patient, bills) = w.unpaid_of(6);
         let v = w.create(&w.new_session(&patient, &bills)).await.unwrap();
         let wrong = v.total.checked_sub(Money::from_fen(1).unwrap()).unwrap();
-        let r = w.store.apply_payment(&w.payment(&v.out_trade_no, "TXN-WRONG", wrong), &RandomIds).await.unwrap();
+        let r =
+            w.store.apply_payment(&w.payment(&v.out_trade_no, "TXN-WRONG", wrong), &AUTO, &RandomIds).await.unwrap();
         assert!(matches!(r, ApplyResult::AmountMismatch { .. }), "{backend}: {r:?}");
         assert_eq!(w.store.session(&v.id).await.unwrap().unwrap().status, SessionStatus::Pending);
         let held: Vec<_> = w
@@ -523,15 +540,15 @@ async fn late_and_mismatched_money_is_kept_and_explained() {
             .await
             .unwrap()
             .into_iter()
-            .filter(|e| e.kind == "amount_mismatch")
+            .filter(|e| e.kind == ExceptionKind::AmountMismatch)
             .collect();
         assert_eq!(held.len(), 1);
-        assert_eq!(held[0].status, "held");
+        assert_eq!(held[0].status, ExceptionStatus::Held);
         assert_eq!(held[0].amount, wrong);
 
         // unknown order: nothing written
         let before = w.db.scalar_i64("SELECT COUNT(*) FROM provider_transactions").await;
-        let r = w.store.apply_payment(&w.payment("CPNOSUCHORDER", "TXN-X", v.total), &RandomIds).await.unwrap();
+        let r = w.store.apply_payment(&w.payment(&no_such_order(), "TXN-X", v.total), &AUTO, &RandomIds).await.unwrap();
         assert_eq!(r, ApplyResult::UnknownOrder);
         assert_eq!(w.db.scalar_i64("SELECT COUNT(*) FROM provider_transactions").await, before);
         w.assert_books(backend).await;
@@ -546,7 +563,7 @@ async fn workers_claim_under_leases() {
         let mut s = w.new_session(&patient, &bills);
         s.expires_at_ms = 100_000;
         let v = w.create(&s).await.unwrap();
-        w.store.set_pay_action(&v.id, "qr", "https://qr.example/x", 1_000).await.unwrap();
+        w.store.set_pay_action(&v.id, &PayAction::QrCode("https://qr.example/x".into()), 1_000).await.unwrap();
         // due for a status query after 15 s; claimed once per lease
         assert!(w.store.claim_syncs(10_000, 60_000, 10).await.unwrap().is_empty());
         assert_eq!(w.store.claim_syncs(20_000, 60_000, 10).await.unwrap().len(), 1);
@@ -561,6 +578,6 @@ async fn workers_claim_under_leases() {
         assert!(w.store.claim_closes(500_000, 60_000, 10).await.unwrap().is_empty());
         let after = w.store.session(&v.id).await.unwrap().unwrap();
         assert_eq!(after.status, SessionStatus::Expired);
-        assert!(after.bills.iter().all(|b| b.status == BillStatus::Unpaid));
+        assert!(after.payables.iter().all(|b| b.status == BillStatus::Unpaid));
     }
 }

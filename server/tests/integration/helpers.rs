@@ -3,9 +3,8 @@
 
 use clinicpay::ports::Store;
 use server::config::Config;
-use server::db::postgres::PgStore;
-use server::db::sqlite::SqliteStore;
-use server::db::DbOptions;
+use server::db::sql::sql;
+use server::db::{DbOptions, SqlStore};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -53,85 +52,54 @@ pub async fn fresh_db_url(backend: &str) -> String {
 }
 
 /// A store on a fresh database, with raw SQL access for constraint tests.
-pub enum TestDb {
-    Sqlite(Arc<SqliteStore>),
-    Pg(Arc<PgStore>),
+pub struct TestDb {
+    pub backend: &'static str,
+    pub store: Arc<SqlStore>,
 }
 
 impl TestDb {
     pub async fn new(backend: &str) -> TestDb {
         let url = fresh_db_url(backend).await;
         let opts = DbOptions { max_connections: 8, migrate: true };
-        match backend {
-            "sqlite" => TestDb::Sqlite(Arc::new(SqliteStore::connect(&url, &opts).await.unwrap())),
-            _ => TestDb::Pg(Arc::new(PgStore::connect(&url, &opts).await.unwrap())),
-        }
+        let store = Arc::new(SqlStore::connect(&url, &opts).await.unwrap());
+        TestDb { backend: if backend == "sqlite" { "sqlite" } else { "postgres" }, store }
     }
 
     pub fn store(&self) -> Arc<dyn Store> {
-        match self {
-            TestDb::Sqlite(s) => s.clone(),
-            TestDb::Pg(s) => s.clone(),
-        }
+        self.store.clone()
     }
 
     /// Runs one statement; returns rows affected or the database's refusal.
-    pub async fn exec(&self, sql: &str) -> Result<u64, String> {
-        match self {
-            TestDb::Sqlite(s) => {
-                sqlx::query(sql).execute(s.pool()).await.map(|r| r.rows_affected()).map_err(|e| e.to_string())
-            }
-            TestDb::Pg(s) => {
-                sqlx::query(sql).execute(s.pool()).await.map(|r| r.rows_affected()).map_err(|e| e.to_string())
-            }
-        }
+    pub async fn exec(&self, text: &str) -> Result<u64, String> {
+        sql(text).execute(self.store.db()).await.map_err(|e| e.to_string())
     }
 
     /// Runs statements in one transaction; the first refusal rolls back.
     pub async fn exec_tx(&self, sqls: &[&str]) -> Result<(), String> {
-        match self {
-            TestDb::Sqlite(s) => {
-                let mut tx = s.pool().begin().await.map_err(|e| e.to_string())?;
-                for q in sqls {
-                    sqlx::query(q).execute(&mut *tx).await.map_err(|e| e.to_string())?;
-                }
-                tx.commit().await.map_err(|e| e.to_string())
-            }
-            TestDb::Pg(s) => {
-                let mut tx = s.pool().begin().await.map_err(|e| e.to_string())?;
-                for q in sqls {
-                    sqlx::query(q).execute(&mut *tx).await.map_err(|e| e.to_string())?;
-                }
-                tx.commit().await.map_err(|e| e.to_string())
-            }
+        let mut tx = self.store.db().write().await.map_err(|e| e.to_string())?;
+        for q in sqls {
+            sql(*q).execute(&mut tx).await.map_err(|e| e.to_string())?;
         }
+        tx.commit().await.map_err(|e| e.to_string())
     }
 
-    pub async fn scalar_i64(&self, sql: &str) -> i64 {
-        match self {
-            TestDb::Sqlite(s) => sqlx::query_scalar::<_, i64>(sql).fetch_one(s.pool()).await.unwrap(),
-            TestDb::Pg(s) => sqlx::query_scalar::<_, i64>(sql).fetch_one(s.pool()).await.unwrap(),
-        }
+    pub async fn scalar_i64(&self, text: &str) -> i64 {
+        sql(text).scalar::<i64>(self.store.db()).await.unwrap()
     }
 
     /// Table → sorted column names.
     pub async fn schema(&self) -> std::collections::BTreeMap<String, Vec<String>> {
-        let rows: Vec<(String, String)> = match self {
-            TestDb::Sqlite(s) => sqlx::query_as(
+        let text = match self.backend {
+            "sqlite" => {
                 "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
-                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%'",
-            )
-            .fetch_all(s.pool())
-            .await
-            .unwrap(),
-            TestDb::Pg(s) => sqlx::query_as(
+                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name NOT LIKE '_sqlx%'"
+            }
+            _ => {
                 "SELECT table_name::TEXT, column_name::TEXT FROM information_schema.columns \
-                 WHERE table_schema = 'public' AND table_name NOT LIKE '_sqlx%'",
-            )
-            .fetch_all(s.pool())
-            .await
-            .unwrap(),
+                 WHERE table_schema = 'public' AND table_name NOT LIKE '_sqlx%'"
+            }
         };
+        let rows: Vec<(String, String)> = sql(text).fetch_all(self.store.db()).await.unwrap();
         let mut map = std::collections::BTreeMap::<String, Vec<String>>::new();
         for (t, c) in rows {
             map.entry(t).or_default().push(c);

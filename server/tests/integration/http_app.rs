@@ -117,7 +117,6 @@ fn sample_args(app_user_id: &str) -> HashMap<&'static str, Vec<(&'static str, St
     m.insert(<SetUserDisabled as ServerFn>::PATH, vec![("user_id", app_user_id.into()), ("disabled", "false".into())]);
     m.insert(<ResetPassword as ServerFn>::PATH, vec![("user_id", app_user_id.into()), ("password", "short".into())]);
     m.insert(<GetAuditLog as ServerFn>::PATH, vec![]);
-    use app::api_pay::*;
     let nobody = "ses_00000000000000000000000000".to_string();
     m.insert(<FindPatients as ServerFn>::PATH, vec![("q", "王".into())]);
     m.insert(<ChargeOverview as ServerFn>::PATH, vec![("patient_id", "pat_00000000000000000000000000".into())]);
@@ -153,7 +152,7 @@ const JSON: &str = "$json";
 async fn every_server_function_checks_the_role() {
     let app = spawn_app("sqlite", true).await;
     let target = app.services.store.user_by_username("finance").await.unwrap().unwrap().id;
-    let samples = sample_args(&target);
+    let samples = sample_args(target.as_str());
     let table: HashMap<&str, clinicpay::auth::Access> = app::api::server_fn_access().into_iter().collect();
     let registered: Vec<&str> = server_fn::axum::server_fn_paths().map(|(p, _)| p).collect();
     assert!(registered.len() >= 10);

@@ -201,7 +201,9 @@ async fn run(backend: &'static str) {
         let s = server::startup::build_services(&Config { sandbox: false, ..cfg.clone() }).await.unwrap();
         let mut all = Vec::new();
         for page in 1..=10 {
-            all.extend(s.store.list_patients(None, page, 20).await.unwrap().items.into_iter().map(|p| p.id));
+            all.extend(
+                s.store.list_patients(None, page, 20).await.unwrap().items.into_iter().map(|p| p.id.to_string()),
+            );
         }
         all
     };
@@ -351,7 +353,7 @@ async fn run(backend: &'static str) {
     let clearing: i64 = report.balances.iter().filter(|(a, _)| a.starts_with("1012")).map(|(_, f)| f).sum();
     let mut expected = 0i64;
     for (id, _, _) in &sessions {
-        expected += store.session(id).await.unwrap().unwrap().total.fen();
+        expected += store.session(&id.parse().unwrap()).await.unwrap().unwrap().total.fen();
     }
     assert_eq!(clearing, expected, "{backend}: the clearing accounts hold exactly what was paid");
     assert!(store.list_exceptions(false, 10).await.unwrap().is_empty(), "{backend}: no late or odd money");

@@ -3,14 +3,20 @@
 use crate::helpers::{backends, TestDb};
 use clinicpay::auth::Role;
 use clinicpay::billing::BillStatus;
+use clinicpay::ids::{AuditId, PatientId, TypedId, UserId};
 use clinicpay::ports::{AuditInput, NewAuthSession, UserRecord};
 use clinicpay::services::demo::generate;
 use clinicpay::views::{BillParams, BillQuery, BillSort};
 use std::collections::HashSet;
 
-fn audit(id: &str, action: &str) -> AuditInput {
+/// A fixed, readable id of any kind for a test: `n` in the id's random part.
+fn tid<T: TypedId>(n: u128) -> T {
+    T::from_bits(n)
+}
+
+fn audit(n: u128, action: &str) -> AuditInput {
     AuditInput {
-        id: id.into(),
+        id: tid::<AuditId>(n),
         at_ms: 1_700_000_000_000,
         actor_id: None,
         actor_name: "test".into(),
@@ -22,9 +28,9 @@ fn audit(id: &str, action: &str) -> AuditInput {
     }
 }
 
-fn user(id: &str, name: &str) -> UserRecord {
+fn user(id: u128, name: &str) -> UserRecord {
     UserRecord {
-        id: id.into(),
+        id: tid::<UserId>(id),
         username: name.into(),
         display_name: "测试".into(),
         role: Role::Cashier,
@@ -51,30 +57,30 @@ async fn users_sessions_and_audit_chain() {
     for backend in backends() {
         let db = TestDb::new(backend).await;
         let s = db.store();
-        s.create_user(&user("usr_1", "alice"), &audit("aud_1", "user_created")).await.unwrap();
-        let dup = s.create_user(&user("usr_2", "alice"), &audit("aud_2", "user_created")).await;
+        s.create_user(&user(1, "alice"), &audit(1, "user_created")).await.unwrap();
+        let dup = s.create_user(&user(2, "alice"), &audit(2, "user_created")).await;
         assert!(matches!(dup, Err(clinicpay::ports::StoreError::Conflict(_))), "{backend}: duplicate username refused");
         let u = s.user_by_username("alice").await.unwrap().unwrap();
-        assert_eq!(u.id, "usr_1");
+        assert_eq!(u.id, tid::<UserId>(1));
         assert!(s.user_by_username("bob").await.unwrap().is_none());
 
         let sess = NewAuthSession {
             token_hash: "h1".into(),
-            user_id: "usr_1".into(),
+            user_id: tid(1),
             created_at_ms: 1_000,
             expires_at_ms: 10_000,
             ip: "127.0.0.1".into(),
             user_agent: "t".into(),
         };
-        s.create_auth_session(&sess, &audit("aud_3", "login")).await.unwrap();
+        s.create_auth_session(&sess, &audit(3, "login")).await.unwrap();
         assert!(s.auth_session("h1", 5_000).await.unwrap().is_some());
         assert!(s.auth_session("h1", 10_001).await.unwrap().is_none(), "{backend}: expired session is dead");
         assert!(s.auth_session("nope", 5_000).await.unwrap().is_none());
 
         // disabling is a compare-and-set and ends the sessions
-        s.set_user_disabled("usr_1", true, 2, &audit("aud_4", "user_disabled")).await.unwrap();
+        s.set_user_disabled(&tid(1), true, 2, &audit(4, "user_disabled")).await.unwrap();
         assert!(s.auth_session("h1", 5_000).await.unwrap().is_none(), "{backend}: sessions end on disable");
-        assert!(s.user_by_id("usr_1").await.unwrap().unwrap().disabled);
+        assert!(s.user_by_id(&tid(1)).await.unwrap().unwrap().disabled);
 
         let check = s.verify_audit_chain().await.unwrap();
         assert_eq!(check.entries, 3, "{backend}: the refused duplicate left no audit line");
@@ -98,7 +104,7 @@ async fn audit_chain_is_consecutive_under_concurrency() {
         let mut tasks = Vec::new();
         for i in 0..40 {
             let s = s.clone();
-            tasks.push(tokio::spawn(async move { s.append_audit(&audit(&format!("aud_c{i}"), "x")).await }));
+            tasks.push(tokio::spawn(async move { s.append_audit(&audit(1000 + i, "x")).await }));
         }
         for t in tasks {
             t.await.unwrap().unwrap();
@@ -157,7 +163,7 @@ async fn bills_search_filter_page_and_sort() {
         let bill = &data.bills[3].0;
         let q = BillQuery::parse(&BillParams { q: Some(bill.bill_no.to_lowercase()), ..Default::default() }).unwrap();
         let by_no = s.list_bills(&q).await.unwrap();
-        assert_eq!(by_no.items[0].id, bill.id.as_str(), "{backend}: bill number search (case-insensitive)");
+        assert_eq!(by_no.items[0].id, bill.id, "{backend}: bill number search (case-insensitive)");
         // LIKE wildcards are literal
         let q = BillQuery::parse(&BillParams { q: Some("%".into()), ..Default::default() }).unwrap();
         assert_eq!(s.list_bills(&q).await.unwrap().total, 0, "{backend}: % is not a wildcard");
@@ -211,10 +217,10 @@ async fn patients_and_unpaid_bills() {
         let (db, data) = seeded(backend).await;
         let s = db.store();
         let p = &data.patients[3];
-        let d = s.patient_detail(p.id.as_str()).await.unwrap().unwrap();
+        let d = s.patient_detail(&p.id).await.unwrap().unwrap();
         assert_eq!(d.patient.name, p.name);
         assert!(d.patient.phone_masked.contains("****"), "{backend}: phone masked");
-        let unpaid = s.unpaid_bills(p.id.as_str()).await.unwrap();
+        let unpaid = s.unpaid_bills(&p.id).await.unwrap();
         let expected: Vec<_> =
             data.bills.iter().filter(|(b, _)| b.patient_id == p.id && b.status == BillStatus::Unpaid).collect();
         assert_eq!(unpaid.len(), expected.len());
@@ -227,10 +233,14 @@ async fn patients_and_unpaid_bills() {
         let page = s.list_patients(None, 2, 20).await.unwrap();
         assert_eq!(page.total, 60);
         assert_eq!(page.items.len(), 20);
-        assert!(s.patient_detail("pat_00000000000000000000000000").await.unwrap().is_none());
+        assert!(s
+            .patient_detail(&PatientId::parse("pat_00000000000000000000000000").unwrap())
+            .await
+            .unwrap()
+            .is_none());
 
         let (bill, items) = &data.bills[0];
-        let detail = s.bill_detail(bill.id.as_str()).await.unwrap().unwrap();
+        let detail = s.bill_detail(&bill.id).await.unwrap().unwrap();
         assert_eq!(&detail.items, items, "{backend}: items round trip");
         assert_eq!(detail.bill.total, bill.total);
 

@@ -538,11 +538,7 @@ impl Gateway for AlipayClient {
     }
 
     fn notify_reply(&self, accepted: bool) -> NotifyReply {
-        NotifyReply {
-            status: 200,
-            content_type: "text/plain; charset=utf-8",
-            body: if accepted { b"success".to_vec() } else { b"failure".to_vec() },
-        }
+        notify_reply(accepted)
     }
 
     async fn download_statement(&self, date: chrono::NaiveDate) -> ProviderCall<Statement> {
@@ -569,6 +565,24 @@ impl Gateway for AlipayClient {
             Ok(lines) => ProviderCall { outcome: Outcome::Success(Statement { date, lines, raw: bytes }), raw },
             Err(e) => Self::unknown(raw, format!("unreadable bill: {e}")),
         }
+    }
+}
+
+/// Alipay's notification answer: the body `success` stops its retries; anything else (we say
+/// `failure`) makes it retry on its schedule.
+pub fn notify_reply(accepted: bool) -> NotifyReply {
+    NotifyReply {
+        status: 200,
+        content_type: "text/plain; charset=utf-8",
+        body: if accepted { b"success".to_vec() } else { b"failure".to_vec() },
+    }
+}
+
+/// What `/notify/alipay` keeps of a request (the form body carries everything signed).
+pub fn notification_profile() -> clinicpay::ports::NotificationProfile {
+    clinicpay::ports::NotificationProfile {
+        kept_headers: &["content-type", "user-agent"],
+        failure_reply: notify_reply(false),
     }
 }
 

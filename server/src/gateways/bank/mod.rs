@@ -461,11 +461,7 @@ impl Gateway for BankClient {
     }
 
     fn notify_reply(&self, accepted: bool) -> NotifyReply {
-        if accepted {
-            NotifyReply { status: 200, content_type: "application/json", body: br#"{"code":"SUCCESS"}"#.to_vec() }
-        } else {
-            NotifyReply { status: 500, content_type: "application/json", body: br#"{"code":"FAIL"}"#.to_vec() }
-        }
+        notify_reply(accepted)
     }
 
     async fn download_statement(&self, date: chrono::NaiveDate) -> ProviderCall<Statement> {
@@ -486,6 +482,24 @@ impl Gateway for BankClient {
             }
         };
         ProviderCall { outcome, raw }
+    }
+}
+
+/// The bank gateway's notification answer (docs/providers/bank.md): `{"code":"SUCCESS"}` stops
+/// its retries.
+pub fn notify_reply(accepted: bool) -> NotifyReply {
+    if accepted {
+        NotifyReply { status: 200, content_type: "application/json", body: br#"{"code":"SUCCESS"}"#.to_vec() }
+    } else {
+        NotifyReply { status: 500, content_type: "application/json", body: br#"{"code":"FAIL"}"#.to_vec() }
+    }
+}
+
+/// What `/notify/bank` keeps of a request (the JSON body carries everything signed).
+pub fn notification_profile() -> clinicpay::ports::NotificationProfile {
+    clinicpay::ports::NotificationProfile {
+        kept_headers: &["content-type", "user-agent"],
+        failure_reply: notify_reply(false),
     }
 }
 

@@ -8,6 +8,38 @@
 pub mod cert;
 pub mod wire;
 
+/// WeChat Pay's notification answer: 2xx (we send 204, no body) stops its retries; a 5xx with the
+/// FAIL JSON makes it retry on its schedule.
+pub fn notify_reply(accepted: bool) -> NotifyReply {
+    if accepted {
+        NotifyReply { status: 204, content_type: "application/json", body: Vec::new() }
+    } else {
+        NotifyReply {
+            status: 500,
+            content_type: "application/json",
+            body: r#"{"code":"FAIL","message":"失败"}"#.as_bytes().to_vec(),
+        }
+    }
+}
+
+/// What `/notify/wechatpay` keeps of a request: the signature headers, needed to verify it again
+/// after a restart (re-drive).
+pub fn notification_profile() -> clinicpay::ports::NotificationProfile {
+    clinicpay::ports::NotificationProfile {
+        kept_headers: &[
+            "content-type",
+            "user-agent",
+            "request-id",
+            "wechatpay-timestamp",
+            "wechatpay-nonce",
+            "wechatpay-signature",
+            "wechatpay-serial",
+            "wechatpay-signature-type",
+        ],
+        failure_reply: notify_reply(false),
+    }
+}
+
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -776,15 +808,7 @@ impl Gateway for WechatClient {
     }
 
     fn notify_reply(&self, accepted: bool) -> NotifyReply {
-        if accepted {
-            NotifyReply { status: 204, content_type: "application/json", body: Vec::new() }
-        } else {
-            NotifyReply {
-                status: 500,
-                content_type: "application/json",
-                body: r#"{"code":"FAIL","message":"失败"}"#.as_bytes().to_vec(),
-            }
-        }
+        notify_reply(accepted)
     }
 
     async fn download_statement(&self, date: chrono::NaiveDate) -> ProviderCall<Statement> {

@@ -1,12 +1,15 @@
-//! Checkout sessions (C1–C5): one session pays 1..N bills of one patient through one channel
-//! with one QR code; each bill's amount is frozen at creation; the payment is allocated to every
-//! bill exactly once.
+//! Checkout sessions (C1–C5, C8): one session pays 1..N payables (bills today) of one patient
+//! through one channel with one QR code; each payable's amount is frozen at creation; the payment
+//! is allocated to every payable exactly once, by the rules in [`apply`].
 
-use crate::billing::BillStatus;
-use crate::ids::{BillId, PatientId};
+pub mod apply;
+pub mod payable;
+
+use crate::ids::{BillId, ChannelId, ExceptionId, OutTradeNo, PatientId, SessionId};
 use crate::money::Money;
-use crate::payments::{PayMethod, Provider, SessionStatus};
+use crate::payments::{PayAction, PayMethod, Provider, SessionStatus};
 use crate::time::{Millis, MINUTE_MS};
+use payable::{PayableId, PayableStatus};
 use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_TIMEOUT_MINUTES: i64 = 15;
@@ -113,50 +116,70 @@ pub fn valid_idempotency_key(k: &str) -> Result<(), CheckoutError> {
     }
 }
 
-/// One bill in a session, with its frozen amount.
+/// One payable in a session, with its frozen amount.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionBill {
-    pub bill_id: String,
-    pub bill_no: String,
+pub struct SessionPayable {
+    pub payable: PayableId,
+    /// What people call it: the bill number.
+    pub number: String,
     pub department_zh: String,
     pub department_en: String,
     pub amount: Money,
-    /// The bill's status now.
-    pub status: BillStatus,
+    /// The payable's status now.
+    pub status: PayableStatus,
     /// The receipt number, once paid by this session.
     pub receipt_no: Option<String>,
+}
+
+impl SessionPayable {
+    /// The bill, when the payable is one.
+    pub fn bill_id(&self) -> Option<&BillId> {
+        self.payable.bill()
+    }
 }
 
 /// A checkout session as the API, the charge screen and the receipt show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionView {
-    pub id: String,
-    pub patient_id: String,
+    pub id: SessionId,
+    pub patient_id: PatientId,
     pub patient_name: String,
     pub mrn: String,
     pub provider: Provider,
     pub method: PayMethod,
-    pub channel_id: String,
-    pub out_trade_no: String,
+    pub channel_id: ChannelId,
+    pub out_trade_no: OutTradeNo,
     pub status: SessionStatus,
     pub total: Money,
     pub created_at_ms: Millis,
     pub expires_at_ms: Millis,
-    /// `qr`, `redirect`, `form` or `jsapi`, once the provider answered.
-    pub pay_kind: Option<String>,
-    pub pay_content: Option<String>,
+    /// What the payer is given (the QR content, a redirect, …), once the provider answered.
+    pub pay_action: Option<PayAction>,
     pub paid_at_ms: Option<Millis>,
     pub paid_amount: Option<Money>,
     pub provider_txn_id: Option<String>,
     pub close_reason: Option<String>,
-    pub replaced_by: Option<String>,
-    pub bills: Vec<SessionBill>,
+    pub replaced_by: Option<SessionId>,
+    pub payables: Vec<SessionPayable>,
 }
 
 impl SessionView {
     /// Seconds until the QR expires (0 once past).
     pub fn seconds_left(&self, now: Millis) -> i64 {
         ((self.expires_at_ms - now) / 1000).max(0)
+    }
+
+    /// The QR code's content, when the payer is given one.
+    pub fn qr_content(&self) -> Option<&str> {
+        match &self.pay_action {
+            Some(PayAction::QrCode(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The bills this session pays.
+    pub fn bill_ids(&self) -> Vec<BillId> {
+        self.payables.iter().filter_map(|p| p.bill_id().cloned()).collect()
     }
 }
 
@@ -191,6 +214,127 @@ impl EndReason {
     }
 }
 
+/// What kind of trouble a payment exception records (C4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExceptionKind {
+    AmountMismatch,
+    LatePayment,
+    BillsUnavailable,
+    RefundFailed,
+}
+
+impl ExceptionKind {
+    pub const ALL: [ExceptionKind; 4] = [
+        ExceptionKind::AmountMismatch,
+        ExceptionKind::LatePayment,
+        ExceptionKind::BillsUnavailable,
+        ExceptionKind::RefundFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExceptionKind::AmountMismatch => "amount_mismatch",
+            ExceptionKind::LatePayment => "late_payment",
+            ExceptionKind::BillsUnavailable => "bills_unavailable",
+            ExceptionKind::RefundFailed => "refund_failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ExceptionKind> {
+        ExceptionKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// Where a payment exception stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExceptionStatus {
+    /// Needs a person (e.g. an automatic refund failed).
+    Open,
+    /// Money kept for a cashier's decision.
+    Held,
+    /// A refund is queued at the provider.
+    RefundPending,
+    Refunded,
+    Resolved,
+}
+
+impl ExceptionStatus {
+    pub const ALL: [ExceptionStatus; 5] = [
+        ExceptionStatus::Open,
+        ExceptionStatus::Held,
+        ExceptionStatus::RefundPending,
+        ExceptionStatus::Refunded,
+        ExceptionStatus::Resolved,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExceptionStatus::Open => "open",
+            ExceptionStatus::Held => "held",
+            ExceptionStatus::RefundPending => "refund_pending",
+            ExceptionStatus::Refunded => "refunded",
+            ExceptionStatus::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ExceptionStatus> {
+        ExceptionStatus::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Still needs something done.
+    pub fn is_open(self) -> bool {
+        matches!(self, ExceptionStatus::Open | ExceptionStatus::Held | ExceptionStatus::RefundPending)
+    }
+
+    /// A person may decide it (refund or resolve).
+    pub fn can_be_decided(self) -> bool {
+        matches!(self, ExceptionStatus::Open | ExceptionStatus::Held)
+    }
+}
+
+crate::parse_from_string!(ExceptionKind, "exception kind");
+crate::parse_from_string!(ExceptionStatus, "exception status");
+
+/// A refund we asked a provider for, as the refund worker drives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderRefundStatus {
+    Pending,
+    Processing,
+    Succeeded,
+    Failed,
+}
+
+impl ProviderRefundStatus {
+    pub const ALL: [ProviderRefundStatus; 4] = [
+        ProviderRefundStatus::Pending,
+        ProviderRefundStatus::Processing,
+        ProviderRefundStatus::Succeeded,
+        ProviderRefundStatus::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderRefundStatus::Pending => "pending",
+            ProviderRefundStatus::Processing => "processing",
+            ProviderRefundStatus::Succeeded => "succeeded",
+            ProviderRefundStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ProviderRefundStatus> {
+        ProviderRefundStatus::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, ProviderRefundStatus::Succeeded | ProviderRefundStatus::Failed)
+    }
+}
+
+crate::parse_from_string!(ProviderRefundStatus, "refund status");
+
 /// What happens to money that arrives for a session that can no longer take it (C4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -204,18 +348,16 @@ pub enum LatePaymentPolicy {
 /// A payment exception (C4) as the Exceptions page shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExceptionView {
-    pub id: String,
-    /// `amount_mismatch`, `late_payment`, `bills_unavailable`, `refund_failed`.
-    pub kind: String,
-    pub session_id: Option<String>,
+    pub id: ExceptionId,
+    pub kind: ExceptionKind,
+    pub session_id: Option<SessionId>,
     pub patient_name: Option<String>,
     pub provider: Provider,
     pub out_trade_no: String,
     pub provider_txn_id: String,
     pub amount: Money,
     pub expected: Option<Money>,
-    /// `open`, `held`, `refund_pending`, `refunded`, `resolved`.
-    pub status: String,
+    pub status: ExceptionStatus,
     pub detail: String,
     pub resolution: Option<String>,
     pub created_at_ms: Millis,

@@ -1,0 +1,52 @@
+//! What an auditor checks: the books' invariants over everything stored (`clinicpay verify`).
+
+use super::sql::sql;
+use super::SqlStore;
+use async_trait::async_trait;
+use clinicpay::ports::{LedgerReport, ReportStore, StoreResult};
+
+#[async_trait]
+impl ReportStore for SqlStore {
+    async fn ledger_report(&self) -> StoreResult<LedgerReport> {
+        let db = &self.db;
+        let count = |text: &'static str| async move { sql(text).scalar::<i64>(db).await };
+        let balances: Vec<(String, i64)> =
+            sql("SELECT account_code, CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) AS fen FROM postings \
+             GROUP BY account_code ORDER BY account_code")
+            .fetch_all(db)
+            .await?;
+        let clearing: i64 = balances.iter().filter(|(a, _)| a.starts_with("1012")).map(|(_, f)| f).sum();
+        let received = count("SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM provider_transactions").await?;
+        let refunded = count(
+            "SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM provider_refunds WHERE status = 'succeeded'",
+        )
+        .await?;
+        Ok(LedgerReport {
+            journal_entries: count("SELECT COUNT(*) FROM journal_entries").await?,
+            unsealed_entries: count("SELECT COUNT(*) FROM journal_entries WHERE sealed = FALSE").await?,
+            unbalanced_entries: count(
+                "SELECT COUNT(*) FROM (SELECT entry_id FROM postings GROUP BY entry_id HAVING SUM(amount_fen) <> 0) x",
+            )
+            .await?,
+            paid_sessions: count("SELECT COUNT(*) FROM checkout_sessions WHERE status = 'paid'").await?,
+            misallocated_sessions: count(
+                "SELECT COUNT(*) FROM checkout_sessions s WHERE s.status = 'paid' AND s.total_fen <> \
+                 (SELECT COALESCE(SUM(x.amount_fen), 0) FROM payments x WHERE x.session_id = s.id)",
+            )
+            .await?,
+            bills_paid_twice: count(
+                "SELECT COUNT(*) FROM (SELECT bill_id FROM payments WHERE bill_id IS NOT NULL GROUP BY bill_id HAVING COUNT(*) > 1) x",
+            )
+            .await?,
+            bill_payment_mismatches: count(
+                "SELECT COUNT(*) FROM bills b WHERE \
+                 (b.status IN ('paid', 'partially_refunded', 'refunded') AND NOT EXISTS (SELECT 1 FROM payments x WHERE x.bill_id = b.id)) \
+                 OR (b.status IN ('unpaid', 'paying', 'void') AND EXISTS (SELECT 1 FROM payments x WHERE x.bill_id = b.id))",
+            )
+            .await?,
+            unresolved_notifications: count("SELECT COUNT(*) FROM notifications WHERE status = 'received'").await?,
+            clearing_matches_receipts: clearing == received - refunded,
+            balances,
+        })
+    }
+}

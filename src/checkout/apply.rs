@@ -1,0 +1,873 @@
+//! The payment rules (C3, C4), in one pure place.
+//!
+//! [`PaymentRules::book`] takes what the store read under its locks — the session of the
+//! reported order (a [`SessionSnapshot`]) and whether the provider transaction is already
+//! booked — and a verified provider report ([`VerifiedPayment`]), decides what the money is
+//! (paid, late, amount mismatch, duplicate report, unknown order) and returns a [`Booking`]: every
+//! row to write, already validated (balanced postings, status transitions allowed by the domain's
+//! status types, one payment per payable adding up to the session's total). The store writes a
+//! booking and nothing else: the set-based batch writer and the one-by-one path write the same
+//! value, so the rules exist once.
+//!
+//! Pure: ids come from the caller's generator, the instant from the caller's clock.
+
+use super::payable::{FrozenPayable, PayableId, PayableStatus};
+use super::{EndReason, ExceptionKind, ExceptionStatus, LatePaymentPolicy};
+use crate::ids::{
+    ChannelId, ExceptionId, JournalEntryId, NotificationId, OutTradeNo, OutboxId, PaymentId, RefundId, SessionId,
+};
+use crate::ledger::{EntryKind, LedgerError, Postings};
+use crate::money::Money;
+use crate::payments::{NotificationStatus, Provider, SessionStatus};
+use crate::time::Millis;
+use serde::{Deserialize, Serialize};
+
+/// What the store knows about the session an order number names, read under its row lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSnapshot {
+    pub session_id: SessionId,
+    pub channel_id: ChannelId,
+    pub status: SessionStatus,
+    pub total: Money,
+    /// The payables the session still holds (all of them while it is pending, none after).
+    pub payables: Vec<FrozenPayable>,
+}
+
+impl SessionSnapshot {
+    /// The session as it is after `booking` is written (used to decide the next report of the
+    /// same batch without reading the database again).
+    pub fn after(&self, booking: &Booking) -> SessionSnapshot {
+        let mut next = self.clone();
+        if let Some(paid) = &booking.session_paid {
+            if paid.session_id == self.session_id {
+                next.status = paid.to;
+                next.payables.clear();
+            }
+        }
+        next
+    }
+}
+
+/// A provider's verified report that a trade was paid: from a notification (signature, account,
+/// time window and currency already checked by the gateway) or from a status query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedPayment {
+    /// The provider's event id, or `query:<txn id>` for status sync.
+    pub event_id: String,
+    pub notification_id: Option<NotificationId>,
+    pub provider: Provider,
+    pub channel_id: ChannelId,
+    pub out_trade_no: OutTradeNo,
+    pub provider_txn_id: String,
+    pub amount: Money,
+    pub paid_at_ms: Millis,
+    /// When we learnt of it (the clock of the service that received it).
+    pub received_at_ms: Millis,
+}
+
+/// What became of a reported payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ApplyResult {
+    /// The session is paid: one payment per payable, each payable paid, a journal entry.
+    Paid { session_id: SessionId, payables: usize },
+    /// This provider transaction was booked before: nothing changed.
+    Duplicate,
+    /// Money arrived for a session that could not take it; kept as unallocated.
+    LatePayment { session_id: SessionId, exception_id: ExceptionId, refund_queued: bool },
+    /// The amount differs from the session's: recorded, the session stays unpaid.
+    AmountMismatch { session_id: SessionId, exception_id: ExceptionId },
+    /// No session has this order number on this channel.
+    UnknownOrder,
+}
+
+impl ApplyResult {
+    /// What the notification row says afterwards.
+    pub fn notification_status(&self) -> NotificationStatus {
+        match self {
+            ApplyResult::Paid { .. } | ApplyResult::LatePayment { .. } | ApplyResult::AmountMismatch { .. } => {
+                NotificationStatus::Applied
+            }
+            ApplyResult::Duplicate => NotificationStatus::Duplicate,
+            ApplyResult::UnknownOrder => NotificationStatus::Rejected,
+        }
+    }
+
+    /// The provider may stop retrying: the report is durably accounted for.
+    pub fn accepted(&self) -> bool {
+        !matches!(self, ApplyResult::UnknownOrder)
+    }
+}
+
+/// The session's compare-and-set `from → to`, with what it records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionPaid {
+    pub session_id: SessionId,
+    pub from: SessionStatus,
+    pub to: SessionStatus,
+    pub paid_at_ms: Millis,
+    pub amount: Money,
+    pub provider_txn_id: String,
+}
+
+/// A payable's compare-and-set `from → to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayableTransition {
+    pub payable: PayableId,
+    pub from: PayableStatus,
+    pub to: PayableStatus,
+    pub paid_at_ms: Option<Millis>,
+}
+
+/// One payment row: the money allocated to one payable, with its receipt number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRecord {
+    pub id: PaymentId,
+    pub session_id: SessionId,
+    pub payable: PayableId,
+    pub amount: Money,
+    pub provider: Provider,
+    pub provider_txn_id: String,
+    pub journal_entry_id: JournalEntryId,
+    pub receipt_no: String,
+    pub paid_at_ms: Millis,
+}
+
+/// A balanced journal entry to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    pub id: JournalEntryId,
+    pub kind: EntryKind,
+    pub occurred_at_ms: Millis,
+    pub ref_type: &'static str,
+    pub ref_id: String,
+    pub memo: String,
+    pub postings: Postings,
+}
+
+/// How a provider transaction was accounted for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    Allocated,
+    Unallocated,
+}
+
+impl Disposition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Disposition::Allocated => "allocated",
+            Disposition::Unallocated => "unallocated",
+        }
+    }
+}
+
+/// The provider transaction, booked once (the database's primary key says so too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderTxnRecord {
+    pub provider: Provider,
+    pub provider_txn_id: String,
+    pub out_trade_no: OutTradeNo,
+    pub session_id: SessionId,
+    pub amount: Money,
+    pub disposition: Disposition,
+    pub journal_entry_id: JournalEntryId,
+}
+
+/// A payment exception (C4) to open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewException {
+    pub id: ExceptionId,
+    pub kind: ExceptionKind,
+    pub session_id: Option<SessionId>,
+    pub provider: Provider,
+    pub channel_id: ChannelId,
+    pub out_trade_no: OutTradeNo,
+    pub provider_txn_id: String,
+    pub amount: Money,
+    pub expected: Option<Money>,
+    pub status: ExceptionStatus,
+    pub detail: String,
+}
+
+/// A refund to queue at the provider (driven by the refund worker until it is final).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRefund {
+    pub id: RefundId,
+    /// Ours, stable across retries: `RF` + the refund id's random part.
+    pub out_refund_no: String,
+    pub provider: Provider,
+    pub channel_id: ChannelId,
+    pub out_trade_no: OutTradeNo,
+    /// The trade's total (WeChat Pay requires it).
+    pub total: Money,
+    pub amount: Money,
+    pub reason: String,
+    pub exception_id: Option<ExceptionId>,
+}
+
+impl NewRefund {
+    pub fn new(
+        id: RefundId,
+        provider: Provider,
+        channel_id: ChannelId,
+        out_trade_no: OutTradeNo,
+        total: Money,
+        amount: Money,
+        reason: String,
+        exception_id: Option<ExceptionId>,
+    ) -> NewRefund {
+        let out_refund_no = format!("RF{}", id.as_str().trim_start_matches("ref_").to_uppercase());
+        NewRefund { id, out_refund_no, provider, channel_id, out_trade_no, total, amount, reason, exception_id }
+    }
+}
+
+/// What an event's consumers are told (the outbox).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OutboxPayload {
+    PaymentSucceeded {
+        session_id: SessionId,
+        out_trade_no: OutTradeNo,
+        provider: Provider,
+        provider_txn_id: String,
+        amount: Money,
+        paid_at_ms: Millis,
+        payments: Vec<PaidPayable>,
+    },
+    PaymentUnallocated {
+        session_id: SessionId,
+        kind: ExceptionKind,
+        amount: Money,
+        provider_txn_id: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaidPayable {
+    pub payable_kind: super::payable::PayableKind,
+    pub payable_id: String,
+    /// Set when the payable is a bill (what the HIS knows it by).
+    pub bill_id: Option<String>,
+    pub amount: Money,
+    pub receipt_no: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEvent {
+    pub id: OutboxId,
+    pub topic: &'static str,
+    pub aggregate_id: String,
+    pub payload: OutboxPayload,
+}
+
+/// The provider event, recorded once per (provider, event id) with what came of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    pub provider: Provider,
+    pub event_id: String,
+    pub notification_id: Option<NotificationId>,
+    pub outcome: &'static str,
+}
+
+/// The stored notification's result, written in the same transaction as the effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationFinish {
+    pub id: NotificationId,
+    pub status: NotificationStatus,
+    pub reason: Option<String>,
+    pub channel_id: ChannelId,
+    pub event_id: String,
+    pub out_trade_no: OutTradeNo,
+}
+
+/// Everything one reported payment writes, in one transaction. Empty for an unknown order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Booking {
+    pub result: ApplyResult,
+    pub at_ms: Millis,
+    pub event: Option<EventRecord>,
+    pub notification: Option<NotificationFinish>,
+    pub session_paid: Option<SessionPaid>,
+    /// The session whose payables are released (no longer held) by this booking.
+    pub release_payables_of: Option<SessionId>,
+    pub payables: Vec<PayableTransition>,
+    pub payments: Vec<PaymentRecord>,
+    pub entry: Option<JournalEntry>,
+    pub provider_txn: Option<ProviderTxnRecord>,
+    pub exception: Option<NewException>,
+    pub refund: Option<NewRefund>,
+    pub outbox: Vec<OutboxEvent>,
+}
+
+impl Booking {
+    fn empty(result: ApplyResult, at_ms: Millis) -> Booking {
+        Booking {
+            result,
+            at_ms,
+            event: None,
+            notification: None,
+            session_paid: None,
+            release_payables_of: None,
+            payables: Vec::new(),
+            payments: Vec::new(),
+            entry: None,
+            provider_txn: None,
+            exception: None,
+            refund: None,
+            outbox: Vec::new(),
+        }
+    }
+
+    /// Nothing to write (an unknown order: the caller records the rejection).
+    pub fn is_empty(&self) -> bool {
+        self.event.is_none() && self.entry.is_none() && self.session_paid.is_none()
+    }
+
+    /// The set-based batch writer's ordinary case: a pending session paid in full.
+    pub fn is_plain_payment(&self) -> bool {
+        matches!(self.result, ApplyResult::Paid { .. })
+    }
+}
+
+/// The rules could not produce a booking: the stored data contradicts itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("session {session}: its payables add up to {allocated}, not the session total {total}")]
+    PayablesDoNotAddUp { session: SessionId, allocated: Money, total: Money },
+    #[error("session {0} holds no payables")]
+    NoPayables(SessionId),
+    #[error("a status change the domain does not allow: {0}")]
+    Transition(String),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+/// `R20261122-01JD3K8X5Q7M`: printable, unique (it ends in the payment id's random part).
+pub fn receipt_no(paid_at_ms: Millis, payment_id: &PaymentId) -> String {
+    let day = crate::time::local_date(paid_at_ms).map(|d| d.format("%Y%m%d").to_string()).unwrap_or_default();
+    let id = payment_id.as_str();
+    let tail = &id[id.len().saturating_sub(12)..];
+    format!("R{day}-{}", tail.to_uppercase())
+}
+
+/// The rules and the business settings they depend on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaymentRules {
+    /// What becomes of money that arrives too late (C4).
+    pub late_policy: LatePaymentPolicy,
+}
+
+impl PaymentRules {
+    /// Decides a reported payment and returns everything to write. `session` is the session the
+    /// order number names (`None`: no such order); `txn_booked` says whether the provider
+    /// transaction was accounted for before.
+    pub fn book(
+        &self,
+        session: Option<&SessionSnapshot>,
+        txn_booked: bool,
+        p: &VerifiedPayment,
+        ids: &mut dyn FnMut() -> u128,
+    ) -> Result<Booking, ApplyError> {
+        let at = p.received_at_ms;
+        // An order on another channel is not ours to apply: as unknown as no order at all.
+        let Some(s) = session.filter(|s| s.channel_id == p.channel_id) else {
+            return Ok(Booking::empty(ApplyResult::UnknownOrder, at));
+        };
+        if txn_booked {
+            let mut b = Booking::empty(ApplyResult::Duplicate, at);
+            b.event = Some(self.event(p, "duplicate"));
+            b.notification = self.finish(p, NotificationStatus::Duplicate, None);
+            return Ok(b);
+        }
+        if s.status != SessionStatus::Pending {
+            let detail = format!(
+                "payment of {} arrived after the session became {}; the money is kept as unallocated",
+                p.amount.display(),
+                s.status.as_str()
+            );
+            let auto = self.late_policy == LatePaymentPolicy::AutoRefund;
+            return self.unallocated(s, p, ids, ExceptionKind::LatePayment, detail, auto);
+        }
+        if p.amount != s.total {
+            let detail = format!(
+                "the provider reports {} paid but the session is for {}; the session stays unpaid",
+                p.amount.display(),
+                s.total.display()
+            );
+            return self.unallocated(s, p, ids, ExceptionKind::AmountMismatch, detail, false);
+        }
+        self.paid(s, p, ids)
+    }
+
+    fn event(&self, p: &VerifiedPayment, outcome: &'static str) -> EventRecord {
+        EventRecord {
+            provider: p.provider,
+            event_id: p.event_id.clone(),
+            notification_id: p.notification_id.clone(),
+            outcome,
+        }
+    }
+
+    fn finish(
+        &self,
+        p: &VerifiedPayment,
+        status: NotificationStatus,
+        reason: Option<&str>,
+    ) -> Option<NotificationFinish> {
+        p.notification_id.clone().map(|id| NotificationFinish {
+            id,
+            status,
+            reason: reason.map(str::to_string),
+            channel_id: p.channel_id.clone(),
+            event_id: p.event_id.clone(),
+            out_trade_no: p.out_trade_no.clone(),
+        })
+    }
+
+    /// The ordinary case: a pending session paid in full.
+    fn paid(
+        &self,
+        s: &SessionSnapshot,
+        p: &VerifiedPayment,
+        ids: &mut dyn FnMut() -> u128,
+    ) -> Result<Booking, ApplyError> {
+        if s.payables.is_empty() {
+            return Err(ApplyError::NoPayables(s.session_id.clone()));
+        }
+        let allocated = Money::sum(s.payables.iter().map(|f| f.amount)).map_err(|_| LedgerError::Overflow)?;
+        if allocated != s.total {
+            return Err(ApplyError::PayablesDoNotAddUp { session: s.session_id.clone(), allocated, total: s.total });
+        }
+        let to = SessionStatus::Paid;
+        if !s.status.can_become(to) {
+            return Err(ApplyError::Transition(format!("session {} → {}", s.status, to)));
+        }
+        let allocations: Vec<(PayableId, Money)> = s.payables.iter().map(|f| (f.id.clone(), f.amount)).collect();
+        let entry_id = JournalEntryId::from_u128(ids());
+        let entry = JournalEntry {
+            id: entry_id.clone(),
+            kind: EntryKind::Payment,
+            occurred_at_ms: p.paid_at_ms,
+            ref_type: "session",
+            ref_id: s.session_id.to_string(),
+            memo: format!("{} {} · {} bills", p.provider.as_str(), p.provider_txn_id, allocations.len()),
+            postings: Postings::payment(p.provider, &allocations)?,
+        };
+        let mut payments = Vec::with_capacity(allocations.len());
+        let mut transitions = Vec::with_capacity(allocations.len());
+        for (payable, amount) in &allocations {
+            let id = PaymentId::from_u128(ids());
+            let receipt = receipt_no(p.paid_at_ms, &id);
+            payments.push(PaymentRecord {
+                id,
+                session_id: s.session_id.clone(),
+                payable: payable.clone(),
+                amount: *amount,
+                provider: p.provider,
+                provider_txn_id: p.provider_txn_id.clone(),
+                journal_entry_id: entry_id.clone(),
+                receipt_no: receipt,
+                paid_at_ms: p.paid_at_ms,
+            });
+            let from = PayableStatus::Paying;
+            let to = from.transition(PayableStatus::Paid).map_err(|e| ApplyError::Transition(e.to_string()))?;
+            transitions.push(PayableTransition { payable: payable.clone(), from, to, paid_at_ms: Some(p.paid_at_ms) });
+        }
+        let paid_list = payments
+            .iter()
+            .map(|x| PaidPayable {
+                payable_kind: x.payable.kind(),
+                payable_id: x.payable.to_string(),
+                bill_id: x.payable.bill().map(|b| b.to_string()),
+                amount: x.amount,
+                receipt_no: x.receipt_no.clone(),
+            })
+            .collect();
+        let mut b = Booking::empty(
+            ApplyResult::Paid { session_id: s.session_id.clone(), payables: payments.len() },
+            p.received_at_ms,
+        );
+        b.event = Some(self.event(p, "applied"));
+        b.notification = self.finish(p, NotificationStatus::Applied, None);
+        b.session_paid = Some(SessionPaid {
+            session_id: s.session_id.clone(),
+            from: s.status,
+            to,
+            paid_at_ms: p.paid_at_ms,
+            amount: p.amount,
+            provider_txn_id: p.provider_txn_id.clone(),
+        });
+        b.release_payables_of = Some(s.session_id.clone());
+        b.payables = transitions;
+        b.payments = payments;
+        b.entry = Some(entry);
+        b.provider_txn = Some(ProviderTxnRecord {
+            provider: p.provider,
+            provider_txn_id: p.provider_txn_id.clone(),
+            out_trade_no: p.out_trade_no.clone(),
+            session_id: s.session_id.clone(),
+            amount: p.amount,
+            disposition: Disposition::Allocated,
+            journal_entry_id: entry_id,
+        });
+        b.outbox.push(OutboxEvent {
+            id: OutboxId::from_u128(ids()),
+            topic: "payment.succeeded",
+            aggregate_id: s.session_id.to_string(),
+            payload: OutboxPayload::PaymentSucceeded {
+                session_id: s.session_id.clone(),
+                out_trade_no: p.out_trade_no.clone(),
+                provider: p.provider,
+                provider_txn_id: p.provider_txn_id.clone(),
+                amount: p.amount,
+                paid_at_ms: p.paid_at_ms,
+                payments: paid_list,
+            },
+        });
+        Ok(b)
+    }
+
+    /// Money that cannot be allocated: booked to unallocated receipts, an exception opened,
+    /// and — when asked — a refund through the channel queued.
+    fn unallocated(
+        &self,
+        s: &SessionSnapshot,
+        p: &VerifiedPayment,
+        ids: &mut dyn FnMut() -> u128,
+        kind: ExceptionKind,
+        detail: String,
+        auto_refund: bool,
+    ) -> Result<Booking, ApplyError> {
+        let entry_id = JournalEntryId::from_u128(ids());
+        let entry = JournalEntry {
+            id: entry_id.clone(),
+            kind: EntryKind::UnallocatedReceipt,
+            occurred_at_ms: p.paid_at_ms,
+            ref_type: "session",
+            ref_id: s.session_id.to_string(),
+            memo: format!("{}: {} {}", kind.as_str(), p.provider.as_str(), p.provider_txn_id),
+            postings: Postings::unallocated_receipt(p.provider, p.amount)?,
+        };
+        let exception_id = ExceptionId::from_u128(ids());
+        let refund = auto_refund.then(|| {
+            NewRefund::new(
+                RefundId::from_u128(ids()),
+                p.provider,
+                p.channel_id.clone(),
+                p.out_trade_no.clone(),
+                p.amount,
+                p.amount,
+                kind.as_str().to_string(),
+                Some(exception_id.clone()),
+            )
+        });
+        let (result, outcome, reason) = match kind {
+            ExceptionKind::AmountMismatch => (
+                ApplyResult::AmountMismatch { session_id: s.session_id.clone(), exception_id: exception_id.clone() },
+                "amount_mismatch",
+                "amount_mismatch: recorded as an exception",
+            ),
+            _ => (
+                ApplyResult::LatePayment {
+                    session_id: s.session_id.clone(),
+                    exception_id: exception_id.clone(),
+                    refund_queued: auto_refund,
+                },
+                "late_payment",
+                "late_payment: recorded as unallocated",
+            ),
+        };
+        let mut b = Booking::empty(result, p.received_at_ms);
+        b.event = Some(self.event(p, outcome));
+        b.notification = self.finish(p, NotificationStatus::Applied, Some(reason));
+        b.entry = Some(entry);
+        b.provider_txn = Some(ProviderTxnRecord {
+            provider: p.provider,
+            provider_txn_id: p.provider_txn_id.clone(),
+            out_trade_no: p.out_trade_no.clone(),
+            session_id: s.session_id.clone(),
+            amount: p.amount,
+            disposition: Disposition::Unallocated,
+            journal_entry_id: entry_id,
+        });
+        b.exception = Some(NewException {
+            id: exception_id,
+            kind,
+            session_id: Some(s.session_id.clone()),
+            provider: p.provider,
+            channel_id: p.channel_id.clone(),
+            out_trade_no: p.out_trade_no.clone(),
+            provider_txn_id: p.provider_txn_id.clone(),
+            amount: p.amount,
+            expected: Some(s.total),
+            status: if auto_refund { ExceptionStatus::RefundPending } else { ExceptionStatus::Held },
+            detail,
+        });
+        b.refund = refund;
+        b.outbox.push(OutboxEvent {
+            id: OutboxId::from_u128(ids()),
+            topic: "payment.unallocated",
+            aggregate_id: s.session_id.to_string(),
+            payload: OutboxPayload::PaymentUnallocated {
+                session_id: s.session_id.clone(),
+                kind,
+                amount: p.amount,
+                provider_txn_id: p.provider_txn_id.clone(),
+            },
+        });
+        Ok(b)
+    }
+}
+
+/// A session that stops being pending without money: its status change, and its payables'
+/// (each `paying → unpaid`). The store writes it as compare-and-sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionEnd {
+    pub from: SessionStatus,
+    pub to: SessionStatus,
+    pub payables_from: PayableStatus,
+    pub payables_to: PayableStatus,
+}
+
+impl SessionEnd {
+    pub fn for_reason(reason: EndReason) -> SessionEnd {
+        let from = SessionStatus::Pending;
+        let to = reason.status();
+        debug_assert!(from.can_become(to));
+        let payables_from = PayableStatus::Paying;
+        let payables_to = PayableStatus::Unpaid;
+        debug_assert!(payables_from.can_become(payables_to));
+        SessionEnd { from, to, payables_from, payables_to }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkout::payable::PayableKind;
+    use crate::ids::BillId;
+    use proptest::prelude::*;
+
+    fn m(fen: i64) -> Money {
+        Money::from_fen(fen).unwrap()
+    }
+
+    fn counter() -> impl FnMut() -> u128 {
+        let mut n = 1u128 << 100;
+        move || {
+            n += 1;
+            n
+        }
+    }
+
+    fn snapshot(status: SessionStatus, amounts: &[i64]) -> SessionSnapshot {
+        SessionSnapshot {
+            session_id: SessionId::from_u128(1),
+            channel_id: ChannelId::from_u128(2),
+            status,
+            total: m(amounts.iter().sum()),
+            payables: amounts
+                .iter()
+                .enumerate()
+                .map(|(i, a)| FrozenPayable { id: PayableId::Bill(BillId::from_u128(100 + i as u128)), amount: m(*a) })
+                .collect(),
+        }
+    }
+
+    fn payment(amount: i64, txn: &str) -> VerifiedPayment {
+        VerifiedPayment {
+            event_id: format!("evt-{txn}"),
+            notification_id: Some(NotificationId::from_u128(9)),
+            provider: Provider::Alipay,
+            channel_id: ChannelId::from_u128(2),
+            out_trade_no: OutTradeNo::from_u128(3),
+            provider_txn_id: txn.into(),
+            amount: m(amount),
+            paid_at_ms: 1_790_000_000_000,
+            received_at_ms: 1_790_000_001_000,
+        }
+    }
+
+    const AUTO: PaymentRules = PaymentRules { late_policy: LatePaymentPolicy::AutoRefund };
+    const HOLD: PaymentRules = PaymentRules { late_policy: LatePaymentPolicy::Hold };
+
+    #[test]
+    fn pays_every_payable_once() {
+        let s = snapshot(SessionStatus::Pending, &[32000, 98000, 20000]);
+        let b = AUTO.book(Some(&s), false, &payment(150000, "T1"), &mut counter()).unwrap();
+        assert!(matches!(b.result, ApplyResult::Paid { payables: 3, .. }));
+        assert_eq!(b.payments.len(), 3);
+        assert_eq!(Money::sum(b.payments.iter().map(|x| x.amount)).unwrap(), m(150000));
+        assert_eq!(b.payables.iter().filter(|t| t.to == PayableStatus::Paid).count(), 3);
+        let entry = b.entry.as_ref().unwrap();
+        assert_eq!(entry.postings.lines().len(), 4);
+        assert_eq!(b.provider_txn.as_ref().unwrap().disposition, Disposition::Allocated);
+        assert!(b.exception.is_none() && b.refund.is_none());
+        assert_eq!(b.notification.as_ref().unwrap().status, NotificationStatus::Applied);
+        let receipts: std::collections::HashSet<_> = b.payments.iter().map(|x| x.receipt_no.clone()).collect();
+        assert_eq!(receipts.len(), 3, "receipt numbers are distinct");
+        // the same report again, after the booking: a duplicate
+        let again = AUTO.book(Some(&s.after(&b)), true, &payment(150000, "T1"), &mut counter()).unwrap();
+        assert_eq!(again.result, ApplyResult::Duplicate);
+        assert!(again.payments.is_empty() && again.entry.is_none());
+        // another transaction for the paid session: late money
+        let late = AUTO.book(Some(&s.after(&b)), false, &payment(150000, "T2"), &mut counter()).unwrap();
+        assert!(matches!(late.result, ApplyResult::LatePayment { refund_queued: true, .. }));
+    }
+
+    #[test]
+    fn late_money_is_kept_and_refunded_or_held() {
+        let s = snapshot(SessionStatus::Expired, &[5000]);
+        let auto = AUTO.book(Some(&s), false, &payment(5000, "T1"), &mut counter()).unwrap();
+        assert!(matches!(auto.result, ApplyResult::LatePayment { refund_queued: true, .. }));
+        assert_eq!(auto.exception.as_ref().unwrap().status, ExceptionStatus::RefundPending);
+        let r = auto.refund.as_ref().unwrap();
+        assert_eq!(r.amount, m(5000));
+        assert!(r.out_refund_no.starts_with("RF"));
+        let held = HOLD.book(Some(&s), false, &payment(5000, "T1"), &mut counter()).unwrap();
+        assert!(matches!(held.result, ApplyResult::LatePayment { refund_queued: false, .. }));
+        assert_eq!(held.exception.as_ref().unwrap().status, ExceptionStatus::Held);
+        assert!(held.refund.is_none());
+        assert!(held.session_paid.is_none() && held.payments.is_empty());
+    }
+
+    #[test]
+    fn wrong_amount_keeps_the_session_unpaid() {
+        let s = snapshot(SessionStatus::Pending, &[5000]);
+        let b = AUTO.book(Some(&s), false, &payment(4999, "T1"), &mut counter()).unwrap();
+        assert!(matches!(b.result, ApplyResult::AmountMismatch { .. }));
+        assert!(b.session_paid.is_none() && b.refund.is_none());
+        assert_eq!(b.exception.as_ref().unwrap().kind, ExceptionKind::AmountMismatch);
+        assert_eq!(s.after(&b).status, SessionStatus::Pending);
+    }
+
+    #[test]
+    fn unknown_orders_write_nothing() {
+        let b = AUTO.book(None, false, &payment(5000, "T1"), &mut counter()).unwrap();
+        assert_eq!(b.result, ApplyResult::UnknownOrder);
+        assert!(b.is_empty());
+        let mut s = snapshot(SessionStatus::Pending, &[5000]);
+        s.channel_id = ChannelId::from_u128(77);
+        let b = AUTO.book(Some(&s), false, &payment(5000, "T1"), &mut counter()).unwrap();
+        assert_eq!(b.result, ApplyResult::UnknownOrder, "another channel's order");
+    }
+
+    #[test]
+    fn inconsistent_sessions_are_errors() {
+        let mut s = snapshot(SessionStatus::Pending, &[5000, 1000]);
+        s.total = m(7000);
+        assert!(matches!(
+            AUTO.book(Some(&s), false, &payment(7000, "T1"), &mut counter()),
+            Err(ApplyError::PayablesDoNotAddUp { .. })
+        ));
+        let mut s = snapshot(SessionStatus::Pending, &[5000]);
+        s.payables.clear();
+        assert!(matches!(
+            AUTO.book(Some(&s), false, &payment(5000, "T1"), &mut counter()),
+            Err(ApplyError::NoPayables(_))
+        ));
+    }
+
+    #[test]
+    fn receipt_numbers() {
+        let id = PaymentId::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+        let r = receipt_no(1_790_000_000_000, &id);
+        assert!(r.starts_with("R2026"), "{r}");
+        assert_eq!(r.len(), 1 + 8 + 1 + 12);
+    }
+
+    fn status() -> impl Strategy<Value = SessionStatus> {
+        prop::sample::select(SessionStatus::ALL.to_vec())
+    }
+
+    proptest! {
+        /// Whatever the session, the report and the history: exactly one outcome, every entry
+        /// balances, money is either allocated in full to every payable or kept unallocated,
+        /// and nothing but a pending session at the right amount becomes paid.
+        #[test]
+        fn every_booking_is_consistent(
+            st in status(),
+            amounts in prop::collection::vec(1i64..5_000_000, 1..8),
+            delta in prop::sample::select(vec![0i64, 0, 0, 1, -1, 100]),
+            booked in any::<bool>(),
+            auto in any::<bool>(),
+            known in any::<bool>(),
+        ) {
+            let s = snapshot(st, &amounts);
+            let total: i64 = amounts.iter().sum();
+            let amount = (total + delta).max(1);
+            let rules = if auto { AUTO } else { HOLD };
+            let p = payment(amount, "TX");
+            let b = rules.book(known.then_some(&s), booked, &p, &mut counter()).unwrap();
+            if let Some(e) = &b.entry {
+                let sum = Money::sum(e.postings.lines().iter().map(|l| l.amount)).unwrap();
+                prop_assert_eq!(sum, Money::ZERO);
+                let debit: Money = Money::sum(e.postings.lines().iter().filter(|l| l.amount.is_positive()).map(|l| l.amount)).unwrap();
+                prop_assert_eq!(debit, p.amount, "the entry books exactly the money received");
+            }
+            match &b.result {
+                ApplyResult::UnknownOrder => { prop_assert!(!known); prop_assert!(b.is_empty()); }
+                ApplyResult::Duplicate => {
+                    prop_assert!(known && booked);
+                    prop_assert!(b.entry.is_none() && b.payments.is_empty() && b.provider_txn.is_none());
+                }
+                ApplyResult::Paid { payables, .. } => {
+                    prop_assert!(known && !booked && st == SessionStatus::Pending && amount == total);
+                    prop_assert_eq!(*payables, amounts.len());
+                    let paid: i64 = b.payments.iter().map(|x| x.amount.fen()).sum();
+                    prop_assert_eq!(paid, total);
+                    let distinct: std::collections::HashSet<_> = b.payments.iter().map(|x| x.payable.clone()).collect();
+                    prop_assert_eq!(distinct.len(), amounts.len(), "one payment per payable");
+                    prop_assert!(b.payables.iter().all(|t| t.from.can_become(t.to) && t.payable.kind() == PayableKind::Bill));
+                    prop_assert!(b.exception.is_none() && b.refund.is_none());
+                }
+                ApplyResult::LatePayment { refund_queued, .. } => {
+                    prop_assert!(known && !booked && st != SessionStatus::Pending);
+                    prop_assert_eq!(*refund_queued, auto);
+                    prop_assert_eq!(b.refund.is_some(), auto);
+                    prop_assert!(b.payments.is_empty() && b.session_paid.is_none());
+                }
+                ApplyResult::AmountMismatch { .. } => {
+                    prop_assert!(known && !booked && st == SessionStatus::Pending && amount != total);
+                    prop_assert!(b.payments.is_empty() && b.session_paid.is_none() && b.refund.is_none());
+                }
+            }
+            // applying the booking and hearing the same report again changes nothing more
+            if known && !b.is_empty() {
+                let again = rules.book(Some(&s.after(&b)), true, &p, &mut counter()).unwrap();
+                prop_assert_eq!(again.result, ApplyResult::Duplicate);
+            }
+        }
+
+        /// A stream of reports for one session (repeats, other transactions, wrong amounts) pays
+        /// it at most once, and every yuan received is either allocated or kept unallocated.
+        #[test]
+        fn a_session_is_paid_at_most_once(
+            amounts in prop::collection::vec(1i64..100_000, 1..5),
+            reports in prop::collection::vec((0usize..4, prop::sample::select(vec![0i64, 0, 1])), 1..12),
+        ) {
+            let mut s = snapshot(SessionStatus::Pending, &amounts);
+            let total: i64 = amounts.iter().sum();
+            let mut booked = std::collections::HashSet::new();
+            let (mut paid, mut allocated, mut unallocated, mut received) = (0, 0i64, 0i64, 0i64);
+            let mut ids = counter();
+            for (txn, delta) in reports {
+                let txn = format!("T{txn}");
+                let p = payment(total + delta, &txn);
+                let b = AUTO.book(Some(&s), booked.contains(&txn), &p, &mut ids).unwrap();
+                if b.provider_txn.is_some() {
+                    received += p.amount.fen();
+                    booked.insert(txn.clone());
+                }
+                match b.result {
+                    ApplyResult::Paid { .. } => { paid += 1; allocated += b.payments.iter().map(|x| x.amount.fen()).sum::<i64>(); }
+                    ApplyResult::LatePayment { .. } | ApplyResult::AmountMismatch { .. } => unallocated += p.amount.fen(),
+                    _ => {}
+                }
+                s = s.after(&b);
+            }
+            prop_assert!(paid <= 1);
+            prop_assert_eq!(received, allocated + unallocated);
+        }
+    }
+}
