@@ -62,9 +62,10 @@ pub async fn observe(State(st): State<HttpState>, mut req: Request, next: Next) 
     let route = route_label(&req);
     let span = tracing::info_span!("request", request_id = %rid, method = %method, path = %path);
     let mut resp = next.run(req).instrument(span.clone()).await;
-    let micros = start.elapsed().as_micros() as u64;
+    let took = start.elapsed();
+    let micros = took.as_micros() as u64;
     let status = resp.status().as_u16();
-    st.metrics.observe_request(&route, method.as_str(), status, micros);
+    st.metrics.observe_request(&route, method.as_str(), status, took);
     let _g = span.enter();
     if status >= 500 {
         tracing::error!(status, micros, route = %route, "request failed");

@@ -4,7 +4,6 @@ pub mod api;
 pub mod auth_routes;
 pub mod middleware;
 pub mod notify;
-pub mod openapi;
 pub mod ops;
 
 use crate::config::Config;

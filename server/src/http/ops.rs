@@ -21,12 +21,9 @@ pub async fn readyz(State(st): State<HttpState>) -> Response {
 
 pub async fn metrics(State(st): State<HttpState>) -> Response {
     let pool = st.services.store.pool_stats();
-    let backend = st.services.store.backend();
-    let l = crate::metrics::labels(&[("backend", backend)]);
-    let gauges = vec![
-        ("clinicpay_db_pool_connections", "Open database connections.", l.clone(), pool.size as i64),
-        ("clinicpay_db_pool_idle", "Idle database connections.", l.clone(), pool.idle as i64),
-        ("clinicpay_db_pool_max", "Configured maximum database connections.", l, pool.max as i64),
-    ];
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render(&gauges)).into_response()
+    let backend = [("backend", st.services.store.backend())];
+    st.metrics.set_gauge("clinicpay_db_pool_connections", &backend, pool.size as i64);
+    st.metrics.set_gauge("clinicpay_db_pool_idle", &backend, pool.idle as i64);
+    st.metrics.set_gauge("clinicpay_db_pool_max", &backend, pool.max as i64);
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render()).into_response()
 }

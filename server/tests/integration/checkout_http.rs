@@ -348,9 +348,69 @@ async fn bad_requests_get_a_code_and_create_nothing() {
         assert_eq!(r.status(), 200);
         // the OpenAPI document is served
         let doc = api.get("/api/v1/openapi.json").await.1;
-        assert_eq!(doc["openapi"], "3.0.3");
+        assert_eq!(doc["openapi"], "3.1.0");
         assert!(doc["paths"]["/api/v1/finance/merged-payment/create-session"]["post"].is_object());
     }
+}
+
+/// The OpenAPI document is generated from the handlers as they are routed: every route the
+/// hospital's notes name is described, every described operation is routed (answers something
+/// other than the API's own 404 or a 405), and each says what it answers and refuses.
+#[tokio::test]
+async fn every_api_route_is_described_and_every_description_is_routed() {
+    let doc = serde_json::to_value(server::http::api::document()).unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/v1/finance/merged-payment/patient/{patient_id}/unpaid-bills", "get"),
+        ("/api/v1/finance/merged-payment/create-session", "post"),
+        ("/api/v1/finance/bills/{bill_id}/qr-payment", "post"),
+        ("/api/v1/finance/payment-sessions/{session_id}/status", "get"),
+        ("/api/v1/finance/payment-sessions/{session_id}/cancel", "post"),
+        ("/api/v1/finance/payment-sessions/{session_id}/refresh", "post"),
+        ("/api/v1/finance/payment-sessions/{session_id}/sync", "post"),
+        ("/api/v1/finance/payment-sessions/{session_id}/events", "get"),
+        ("/api/v1/finance/qr-codes/{file}", "get"),
+    ] {
+        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is not described");
+    }
+    for name in ["Session", "UnpaidBills", "CreateSession", "QrPayment", "ErrorBody"] {
+        assert!(doc["components"]["schemas"][name].is_object(), "schema {name}");
+    }
+    assert!(doc["components"]["securitySchemes"]["apiToken"].is_object());
+
+    let app = spawn_app("sqlite", true).await;
+    let api = Api::new(&app, Role::Cashier).await;
+    let nobody = |p: &str| match p {
+        "patient_id" => "pat_00000000000000000000000000".to_string(),
+        "bill_id" => "bill_00000000000000000000000000".to_string(),
+        "session_id" => "ses_00000000000000000000000000".to_string(),
+        "file" => "ses_00000000000000000000000000.png".to_string(),
+        other => panic!("a path parameter this test does not know: {other}"),
+    };
+    let mut operations = 0;
+    for (path, item) in paths {
+        let mut concrete = path.clone();
+        for p in path.split('{').skip(1).filter_map(|s| s.split('}').next()) {
+            concrete = concrete.replace(&format!("{{{p}}}"), &nobody(p));
+        }
+        for (method, op) in item.as_object().unwrap() {
+            operations += 1;
+            assert!(op["operationId"].is_string() && op["summary"].is_string(), "{method} {path}: {op}");
+            assert!(op["responses"]["401"].is_object(), "{method} {path} says how it refuses strangers");
+            let (status, body) = match method.as_str() {
+                "get" => api.get(&concrete).await,
+                "post" => api.post(&concrete, json!({}), None).await,
+                other => panic!("{other}"),
+            };
+            assert_ne!(status, 405, "{method} {path} is not routed for {method}");
+            assert_ne!(body["error"]["message"], "no such API endpoint", "{method} {path} is not routed");
+            assert!(
+                op["responses"][status.to_string()].is_object(),
+                "{method} {concrete} answered {status}, which its description does not list: {body}"
+            );
+        }
+    }
+    assert!(operations >= 9);
 }
 
 /// Posts a notification as the provider would.
