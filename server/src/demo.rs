@@ -1,7 +1,7 @@
 //! Demo mode (B4, G6): the demo data set, and every provider configured against the built-in
 //! sandboxes with freshly generated merchant keys. On every start, sandbox channels are
-//! registered again with the sandboxes (whose merchant registrations live in memory) and follow
-//! the server's current public URL.
+//! registered again with the sandboxes (their keys may have been rotated by hand, or the sandbox
+//! database deleted) and follow the server's current public URL.
 
 use crate::crypto::PrivateKey;
 use crate::sandbox::Sandboxes;
@@ -78,7 +78,7 @@ async fn create_demo_channel(services: &Services, sb: &Sandboxes, provider: Prov
     let base = &sb.ctx.settings.base_url;
     let (name, settings, apiv3) = match provider {
         Provider::Alipay => {
-            let alipay_public_key = sb.alipay.register_app(DEMO_ALIPAY_APP_ID, &public_pem)?;
+            let alipay_public_key = sb.alipay.register_app(DEMO_ALIPAY_APP_ID, &public_pem).await?;
             let settings = crate::gateways::alipay::AlipaySettings {
                 app_id: DEMO_ALIPAY_APP_ID.into(),
                 gateway_url: format!("{base}/sandbox/alipay/gateway.do"),
@@ -90,11 +90,11 @@ async fn create_demo_channel(services: &Services, sb: &Sandboxes, provider: Prov
         Provider::WechatPay => {
             let apiv3 = crate::crypto::random_alnum(32);
             let serial = hex::encode_upper(crate::crypto::random_bytes::<20>());
-            let (settings, _) = wechat_settings(sb, base, &serial, &public_pem, &apiv3)?;
+            let (settings, _) = wechat_settings(sb, base, &serial, &public_pem, &apiv3).await?;
             ("微信支付 Native（沙箱）WeChat Pay sandbox", serde_json::to_string(&settings)?, apiv3)
         }
         Provider::Bank => {
-            let bank_public_key = sb.bank.register_merchant(DEMO_BANK_MERCHANT, &public_pem)?;
+            let bank_public_key = sb.bank.register_merchant(DEMO_BANK_MERCHANT, &public_pem).await?;
             let settings = crate::gateways::bank::BankSettings {
                 merchant_id: DEMO_BANK_MERCHANT.into(),
                 api_base: format!("{base}/sandbox/bank"),
@@ -122,15 +122,17 @@ async fn create_demo_channel(services: &Services, sb: &Sandboxes, provider: Prov
     Ok(())
 }
 
-fn wechat_settings(
+async fn wechat_settings(
     sb: &Sandboxes,
     base: &str,
     serial: &str,
     merchant_public_pem: &str,
     apiv3: &str,
 ) -> anyhow::Result<(crate::gateways::wechatpay::WechatSettings, String)> {
-    let (platform_public_key, public_key_id) =
-        sb.wechatpay.register_merchant(DEMO_WECHAT_MCHID, DEMO_WECHAT_APPID, serial, merchant_public_pem, apiv3)?;
+    let (platform_public_key, public_key_id) = sb
+        .wechatpay
+        .register_merchant(DEMO_WECHAT_MCHID, DEMO_WECHAT_APPID, serial, merchant_public_pem, apiv3)
+        .await?;
     Ok((
         crate::gateways::wechatpay::WechatSettings {
             mchid: DEMO_WECHAT_MCHID.into(),
@@ -157,7 +159,7 @@ async fn reregister(services: &Services, sb: &Sandboxes, c: &ChannelRecord, base
             if !s.gateway_url.contains("/sandbox/alipay/") {
                 return Ok(()); // a sandbox flag on an outside gateway: leave it alone
             }
-            s.alipay_public_key = sb.alipay.register_app(&s.app_id, &public_pem)?;
+            s.alipay_public_key = sb.alipay.register_app(&s.app_id, &public_pem).await?;
             s.gateway_url = format!("{base}/sandbox/alipay/gateway.do");
             serde_json::to_string(&s)?
         }
@@ -167,7 +169,7 @@ async fn reregister(services: &Services, sb: &Sandboxes, c: &ChannelRecord, base
                 return Ok(());
             }
             let apiv3 = secrets.apiv3_key.clone().unwrap_or_default();
-            let (mut fresh, _) = wechat_settings(sb, base, &s.merchant_serial_no, &public_pem, &apiv3)?;
+            let (mut fresh, _) = wechat_settings(sb, base, &s.merchant_serial_no, &public_pem, &apiv3).await?;
             fresh.mchid = s.mchid.clone();
             fresh.appid = s.appid.clone();
             serde_json::to_string(&fresh)?
@@ -177,7 +179,7 @@ async fn reregister(services: &Services, sb: &Sandboxes, c: &ChannelRecord, base
             if !s.api_base.contains("/sandbox/bank") {
                 return Ok(());
             }
-            s.bank_public_key = sb.bank.register_merchant(&s.merchant_id, &public_pem)?;
+            s.bank_public_key = sb.bank.register_merchant(&s.merchant_id, &public_pem).await?;
             s.api_base = format!("{base}/sandbox/bank");
             serde_json::to_string(&s)?
         }

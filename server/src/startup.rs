@@ -101,11 +101,12 @@ impl Application {
         };
         let mut router = http::router(http_state, leptos_options(&cfg, addr));
         let sandboxes = if cfg.sandbox {
-            let sb = crate::sandbox::Sandboxes::new(crate::sandbox::SandboxSettings {
-                base_url: cfg.public_url(),
-                time_scale_permille: cfg.sandbox_time_scale_permille,
-                key_dir: Some(cfg.data_dir.join("sandbox-keys")),
-            })?;
+            let sb = crate::sandbox::Sandboxes::new(crate::sandbox::SandboxSettings::in_dir(
+                cfg.public_url(),
+                cfg.sandbox_time_scale_permille,
+                &cfg.data_dir,
+            ))
+            .await?;
             router = router.merge(sb.router());
             Some(sb)
         } else {

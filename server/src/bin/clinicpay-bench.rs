@@ -351,14 +351,16 @@ fn bench_crypto() -> Result<()> {
 /// client's `verify_notification` (no database), loaded with pre-signed notifications.
 async fn bench_verify() -> Result<()> {
     use clinicpay::ports::{Gateway, RawNotification};
+    use server::sandbox::SandboxControl;
     let settings = server::sandbox::SandboxSettings {
         base_url: "http://127.0.0.1:1".into(),
         time_scale_permille: 1000,
         key_dir: None,
+        state_file: None,
     };
-    let sb = server::sandbox::Sandboxes::new(settings)?;
+    let sb = server::sandbox::Sandboxes::new(settings).await?;
     let merchant = server::crypto::PrivateKey::generate()?;
-    let alipay_pk = sb.alipay.register_app("2021000000001234", &merchant.public_key().to_pem())?;
+    let alipay_pk = sb.alipay.register_app("2021000000001234", &merchant.public_key().to_pem()).await?;
     let gw: Arc<dyn Gateway> = Arc::new(server::gateways::alipay::AlipayClient::new(
         server::gateways::alipay::AlipaySettings {
             app_id: "2021000000001234".into(),
@@ -406,9 +408,9 @@ async fn bench_verify() -> Result<()> {
         if !call.outcome.is_success() {
             bail!("precreate failed: {:?}", call.outcome);
         }
-        sb.alipay.set_faults(&no, server::sandbox::FaultSpec { drop: true, ..Default::default() });
-        sb.alipay.pay(&no)?;
-        bodies.push(sb.alipay.signed_success_notification(&no)?);
+        sb.alipay.set_faults(&no, server::sandbox::FaultSpec { drop: true, ..Default::default() }).await?;
+        sb.alipay.pay(&no).await?;
+        bodies.push(sb.alipay.signed_success_notification(&no).await?);
     }
     let verify_router = axum::Router::new().route(
         "/notify/alipay",

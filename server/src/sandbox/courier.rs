@@ -1,12 +1,17 @@
 //! Notification delivery for the sandboxes: POST to the merchant's `notify_url` until the
 //! merchant acknowledges, on the provider's real retry schedule (time-scaled), with fault
 //! injection (duplicates, delay, drop, reorder).
+//!
+//! Deliveries are rows of the sandbox database, not tasks in memory: a worker sends what is
+//! due, and after a restart it carries on where the process stopped — as a real provider keeps
+//! retrying across its own restarts. How a provider signs an attempt and what counts as an
+//! acknowledgement is that sandbox's [`Notifier`].
 
+use super::store::SandboxStore;
 use super::SandboxSettings;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 /// Faults injected per trade (or as defaults for new trades).
@@ -27,209 +32,273 @@ pub struct FaultSpec {
     pub fail_next_call: bool,
 }
 
+/// A provider's way of delivering notifications.
+pub trait Notifier: Send + Sync {
+    /// The headers and body of one attempt, from what was queued: WeChat Pay signs every
+    /// attempt's headers afresh, the bank stamps and signs every attempt's body. `signing` is
+    /// what the sandbox recorded when it queued the notification (e.g. which key signs).
+    fn attempt(&self, signing: &str, queued: &[u8]) -> (Vec<(String, String)>, Vec<u8>);
+    /// The provider's rule for "the merchant received it" (Alipay: body `success`; WeChat: any
+    /// 2xx; the bank: `{"code":"SUCCESS"}`).
+    fn accepted(&self, status: u16, body: &[u8]) -> bool;
+    /// Waits between attempts, in seconds of real time.
+    fn schedule(&self) -> &'static [u64];
+}
+
 /// One notification to deliver.
-#[derive(Clone)]
-pub struct Delivery {
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub sandbox: &'static str,
     /// For the control API and logs, e.g. `TRANSACTION.SUCCESS CP01…`.
     pub label: String,
     /// The trade it concerns (the control API lists deliveries per trade).
     pub out_trade_no: String,
     pub url: String,
-    /// Builds headers and body for each attempt (WeChat re-signs every attempt).
-    pub build: Arc<dyn Fn() -> (Vec<(String, String)>, Vec<u8>) + Send + Sync>,
-    /// The provider's rule for "acknowledged" (Alipay: body `success`; WeChat: any 2xx).
-    pub accepted: fn(u16, &[u8]) -> bool,
-    /// Waits between attempts, real time (scaled by the settings).
-    pub schedule: Vec<Duration>,
+    pub body: Vec<u8>,
+    pub signing: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct DeliveryRecord {
-    pub id: u64,
+    pub id: i64,
     pub label: String,
     pub out_trade_no: String,
-    pub copy: u32,
-    pub attempts: u32,
+    pub copy: i64,
+    pub attempts: i64,
     pub acknowledged: bool,
     pub dropped: bool,
     pub gave_up: bool,
-    pub last_status: Option<u16>,
+    pub last_status: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Due {
+    id: i64,
+    sandbox: String,
+    label: String,
+    url: String,
+    body: Vec<u8>,
+    signing: String,
+    step: i64,
+    state: String,
 }
 
 pub struct Courier {
     settings: Arc<SandboxSettings>,
+    store: Arc<SandboxStore>,
     http: reqwest::Client,
-    next_id: AtomicU64,
-    records: Mutex<BTreeMap<u64, DeliveryRecord>>,
-    held: Mutex<Vec<(Delivery, u64, u32)>>,
+    notifiers: RwLock<HashMap<&'static str, Arc<dyn Notifier>>>,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 impl Courier {
-    pub fn new(settings: Arc<SandboxSettings>) -> Courier {
-        Courier {
+    pub fn new(settings: Arc<SandboxSettings>, store: Arc<SandboxStore>) -> Arc<Courier> {
+        Arc::new(Courier {
             settings,
+            store,
             http: reqwest::Client::builder().timeout(Duration::from_secs(5)).no_proxy().build().expect("HTTP client"),
-            next_id: AtomicU64::new(1),
-            records: Mutex::new(BTreeMap::new()),
-            held: Mutex::new(Vec::new()),
-        }
+            notifiers: RwLock::new(HashMap::new()),
+            wake: Arc::new(tokio::sync::Notify::new()),
+        })
     }
 
-    fn record(&self, d: &Delivery, copy: u32, dropped: bool) -> u64 {
-        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
-        let rec = DeliveryRecord {
-            id,
-            label: d.label.clone(),
-            out_trade_no: d.out_trade_no.clone(),
-            copy,
-            attempts: 0,
-            acknowledged: false,
-            dropped,
-            gave_up: false,
-            last_status: None,
+    pub fn register(&self, sandbox: &'static str, n: Arc<dyn Notifier>) {
+        self.notifiers.write().unwrap_or_else(|e| e.into_inner()).insert(sandbox, n);
+    }
+
+    fn notifier(&self, sandbox: &str) -> Option<Arc<dyn Notifier>> {
+        self.notifiers.read().unwrap_or_else(|e| e.into_inner()).get(sandbox).cloned()
+    }
+
+    fn scaled_ms(&self, ms: u64) -> i64 {
+        self.settings.scaled(Duration::from_millis(ms)).as_millis() as i64
+    }
+
+    /// Queues a notification (with its copies) according to the faults.
+    pub async fn send(&self, n: Notice, faults: &FaultSpec) -> anyhow::Result<()> {
+        let now = now_ms();
+        let (state, due) = if faults.drop {
+            tracing::info!(label = %n.label, "sandbox dropped a notification (fault injection)");
+            ("dropped", now)
+        } else if faults.reorder {
+            ("held", now + self.scaled_ms(2_000).max(50))
+        } else {
+            ("due", now + self.scaled_ms(faults.delay_ms))
         };
-        self.records.lock().unwrap_or_else(|e| e.into_inner()).insert(id, rec);
-        id
-    }
-
-    /// Sends a notification (with its copies) according to the faults.
-    pub fn send(self: &Arc<Self>, d: Delivery, faults: &FaultSpec) {
-        if faults.drop {
-            self.record(&d, 0, true);
-            tracing::info!(label = %d.label, "sandbox dropped a notification (fault injection)");
-            return;
-        }
-        let delay = self.settings.scaled(Duration::from_millis(faults.delay_ms));
-        let copies = 1 + faults.duplicate;
-        if faults.reorder {
-            let mut ids = Vec::new();
-            for copy in 0..copies {
-                let id = self.record(&d, copy, false);
-                ids.push(id);
-                self.held.lock().unwrap_or_else(|e| e.into_inner()).push((d.clone(), id, copy));
-            }
-            let me = self.clone();
-            let timeout = self.settings.scaled(Duration::from_secs(2)).max(Duration::from_millis(50));
-            tokio::spawn(async move {
-                tokio::time::sleep(timeout).await;
-                me.release_held(&ids);
-            });
-            return;
-        }
-        let mut ids = Vec::new();
+        let copies = if faults.drop { 1 } else { 1 + faults.duplicate };
+        let mut tx = self.store.pool().begin().await?;
         for copy in 0..copies {
-            ids.push((self.record(&d, copy, false), copy));
+            sqlx::query(
+                "INSERT INTO deliveries (sandbox, label, out_trade_no, url, body, signing, copy, state, due_ms, created_ms) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(n.sandbox)
+            .bind(&n.label)
+            .bind(&n.out_trade_no)
+            .bind(&n.url)
+            .bind(&n.body)
+            .bind(&n.signing)
+            .bind(copy as i64)
+            .bind(state)
+            .bind(due)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         }
-        let me = self.clone();
-        tokio::spawn(async move {
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            let mut first = Vec::new();
-            for (id, _) in &ids {
-                first.push(me.clone().run_chain(d.clone(), *id));
-            }
-            // copies go out at the same instant
-            futures::future::join_all(first).await;
-        });
-        // anything held for reordering goes out after this one
-        let me = self.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay + Duration::from_millis(30)).await;
-            me.release_held(&[]);
-        });
+        tx.commit().await?;
+        self.wake.notify_one();
+        Ok(())
     }
 
-    /// Releases held notifications (`only` = these ids, or all when empty).
-    fn release_held(self: &Arc<Self>, only: &[u64]) {
-        let released: Vec<(Delivery, u64, u32)> = {
-            let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-            let (out, keep): (Vec<_>, Vec<_>) =
-                held.drain(..).partition(|(_, id, _)| only.is_empty() || only.contains(id));
-            *held = keep;
-            out
-        };
-        for (d, id, _) in released {
-            tokio::spawn(self.clone().run_chain(d, id));
-        }
-    }
-
-    /// Attempts, then retries on the schedule until acknowledged or the schedule runs out.
-    async fn run_chain(self: Arc<Self>, d: Delivery, id: u64) {
-        let mut waits = d.schedule.iter();
-        loop {
-            let (headers, body) = (d.build)();
-            let mut rb = self.http.post(&d.url).body(body);
-            for (k, v) in headers {
-                rb = rb.header(k, v);
-            }
-            let (status, ok) = match rb.send().await {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let bytes = resp.bytes().await.unwrap_or_default();
-                    (Some(status), (d.accepted)(status, &bytes))
-                }
-                Err(e) => {
-                    tracing::debug!(label = %d.label, error = %e, "sandbox notification attempt failed");
-                    (None, false)
-                }
-            };
-            {
-                let mut recs = self.records.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(r) = recs.get_mut(&id) {
-                    r.attempts += 1;
-                    r.last_status = status;
-                    r.acknowledged = ok;
+    /// Starts the delivery worker (it stops when the courier is dropped). Deliveries a previous
+    /// process was sending are due again.
+    pub fn spawn(self: &Arc<Self>) {
+        let me: Weak<Courier> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            if let Some(c) = me.upgrade() {
+                if let Err(e) = sqlx::query("UPDATE deliveries SET state = 'due' WHERE state = 'sending'")
+                    .execute(c.store.pool())
+                    .await
+                {
+                    tracing::warn!(error = %e, "sandbox courier could not resume deliveries");
                 }
             }
-            if ok {
-                return;
-            }
-            match waits.next() {
-                Some(w) => tokio::time::sleep(self.settings.scaled(*w)).await,
-                None => {
-                    let mut recs = self.records.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Some(r) = recs.get_mut(&id) {
-                        r.gave_up = true;
+            loop {
+                let Some(c) = me.upgrade() else { return };
+                let wait = match c.round().await {
+                    Ok(w) => w,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sandbox courier round failed");
+                        Duration::from_millis(200)
                     }
-                    tracing::warn!(label = %d.label, "sandbox gave up delivering a notification");
-                    return;
+                };
+                let wake = c.wake.clone();
+                drop(c);
+                let _ = tokio::time::timeout(wait, wake.notified()).await;
+            }
+        });
+    }
+
+    /// Sends everything due; returns how long to wait for the next.
+    async fn round(self: &Arc<Self>) -> anyhow::Result<Duration> {
+        let now = now_ms();
+        let due: Vec<Due> = sqlx::query_as(
+            "UPDATE deliveries SET state = 'sending' WHERE id IN (SELECT id FROM deliveries \
+             WHERE state IN ('due', 'held') AND due_ms <= ? ORDER BY due_ms, id LIMIT 64) \
+             RETURNING id, sandbox, label, url, body, signing, step, state",
+        )
+        .bind(now)
+        .fetch_all(self.store.pool())
+        .await?;
+        if !due.is_empty() {
+            let mut order: Vec<Due> = due;
+            order.sort_by_key(|d| d.id);
+            // what goes out now releases the notifications held back for reordering
+            let released: Vec<String> = order.iter().filter(|d| d.state == "due").map(|d| d.sandbox.clone()).collect();
+            let mut set = tokio::task::JoinSet::new();
+            for d in order {
+                let me = self.clone();
+                set.spawn(async move { me.attempt(d).await });
+            }
+            while let Some(r) = set.join_next().await {
+                if let Ok(Err(e)) = r {
+                    tracing::warn!(error = %e, "sandbox notification attempt could not be recorded");
                 }
             }
+            for sandbox in released {
+                sqlx::query("UPDATE deliveries SET due_ms = ? WHERE state = 'held' AND sandbox = ?")
+                    .bind(now_ms())
+                    .bind(sandbox)
+                    .execute(self.store.pool())
+                    .await?;
+            }
+            return Ok(Duration::ZERO);
         }
+        let next: Option<i64> = sqlx::query_scalar("SELECT MIN(due_ms) FROM deliveries WHERE state IN ('due', 'held')")
+            .fetch_one(self.store.pool())
+            .await?;
+        Ok(match next {
+            Some(at) => Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0).min(1_000)),
+            None => Duration::from_secs(1),
+        })
+    }
+
+    /// One attempt of one delivery, and what it leads to.
+    async fn attempt(&self, d: Due) -> anyhow::Result<()> {
+        let Some(n) = self.notifier(&d.sandbox) else {
+            anyhow::bail!("no notifier for sandbox {}", d.sandbox);
+        };
+        let (headers, body) = n.attempt(&d.signing, &d.body);
+        let mut rb = self.http.post(&d.url).body(body);
+        for (k, v) in headers {
+            rb = rb.header(k, v);
+        }
+        let (status, ok) = match rb.send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let bytes = resp.bytes().await.unwrap_or_default();
+                (Some(status), n.accepted(status, &bytes))
+            }
+            Err(e) => {
+                tracing::debug!(label = %d.label, error = %e, "sandbox notification attempt failed");
+                (None, false)
+            }
+        };
+        let schedule = n.schedule();
+        let (state, due) = if ok {
+            ("acknowledged", now_ms())
+        } else if let Some(wait) = schedule.get(d.step as usize) {
+            ("due", now_ms() + self.scaled_ms(wait * 1_000))
+        } else {
+            tracing::warn!(label = %d.label, "sandbox gave up delivering a notification");
+            ("gave_up", now_ms())
+        };
+        sqlx::query(
+            "UPDATE deliveries SET state = ?, due_ms = ?, attempts = attempts + 1, step = step + 1, last_status = ? \
+             WHERE id = ?",
+        )
+        .bind(state)
+        .bind(due)
+        .bind(status.map(i64::from))
+        .bind(d.id)
+        .execute(self.store.pool())
+        .await?;
+        Ok(())
     }
 
     /// Deliveries concerning one trade.
-    pub fn records_for(&self, out_trade_no: &str) -> Vec<DeliveryRecord> {
-        self.records
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .filter(|r| r.out_trade_no == out_trade_no)
-            .cloned()
-            .collect()
+    pub async fn records_for(&self, sandbox: &str, out_trade_no: &str) -> Vec<DeliveryRecord> {
+        sqlx::query_as(
+            "SELECT id, label, out_trade_no, copy, attempts, state = 'acknowledged' AS acknowledged, \
+             state = 'dropped' AS dropped, state = 'gave_up' AS gave_up, last_status \
+             FROM deliveries WHERE sandbox = ? AND out_trade_no = ? ORDER BY id",
+        )
+        .bind(sandbox)
+        .bind(out_trade_no)
+        .fetch_all(self.store.pool())
+        .await
+        .unwrap_or_default()
     }
 
     /// Deliveries not yet acknowledged, dropped or given up.
-    pub fn in_flight(&self) -> usize {
-        self.records
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .filter(|r| !r.acknowledged && !r.dropped && !r.gave_up)
-            .count()
+    pub async fn in_flight(&self) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE state IN ('due', 'held', 'sending')")
+            .fetch_one(self.store.pool())
+            .await
+            .unwrap_or(0)
     }
 }
 
 /// Alipay's schedule: retries after 4m, 10m, 10m, 1h, 2h, 6h, 15h (PROTOCOLS.md A.8).
-pub fn alipay_schedule() -> Vec<Duration> {
-    [4 * 60, 10 * 60, 10 * 60, 3_600, 7_200, 21_600, 54_000].into_iter().map(Duration::from_secs).collect()
-}
+pub const ALIPAY_SCHEDULE: [u64; 7] = [4 * 60, 10 * 60, 10 * 60, 3_600, 7_200, 21_600, 54_000];
 
 /// WeChat Pay's schedule: 15s/15s/30s/3m/10m/20m/30m/30m/30m/60m/3h/3h/3h/6h/6h (B.6).
-pub fn wechat_schedule() -> Vec<Duration> {
-    [15, 15, 30, 180, 600, 1_200, 1_800, 1_800, 1_800, 3_600, 10_800, 10_800, 10_800, 21_600, 21_600]
-        .into_iter()
-        .map(Duration::from_secs)
-        .collect()
-}
+pub const WECHAT_SCHEDULE: [u64; 15] =
+    [15, 15, 30, 180, 600, 1_200, 1_800, 1_800, 1_800, 3_600, 10_800, 10_800, 10_800, 21_600, 21_600];
+
+/// The bank's schedule (docs/providers/bank.md 5).
+pub const BANK_SCHEDULE: [u64; 8] = [15, 60, 300, 900, 3_600, 7_200, 21_600, 43_200];

@@ -2,22 +2,39 @@
 //! same server under `/sandbox/...`, speaking the real wire protocols so our clients — and the
 //! official SDKs — talk to them exactly as to the providers.
 //!
-//! Sandboxes are for development, demos and tests. Their trades live in memory; their own signing
-//! keys persist in a file so channel configurations survive restarts. Notifications go out
-//! through the [`Courier`], with the providers' real retry schedules (time-scaled in tests) and
-//! per-trade fault injection.
+//! Every sandbox has the same shape:
+//!
+//! ```text
+//! sandbox/<provider>/mod.rs     the sandbox: its routes, its operations, SandboxControl, Wakes
+//!                   wire.rs     its own reading of PROTOCOLS.md (not the client's code)
+//!                   trades.rs   its trades and what each operation does to one
+//!                   bills.rs    its statements, in the provider's file format
+//!                   tests.rs    its tests (driven through our client's wire code)
+//! ```
+//!
+//! and shares: [`store`] (the sandboxes' own SQLite file, so a restart forgets nothing and
+//! memory stays flat), [`courier`] (notifications delivered from that file on each provider's
+//! retry schedule, with fault injection), [`control`] (the one test-control API), [`page`] (the
+//! payer's phone page) and a timer that lets each sandbox act on its own when a trade's time
+//! comes (expiry, a refund completing). Sandboxes are for development, demos and tests; their
+//! signing keys persist in `<data_dir>/sandbox-keys`.
 
 pub mod alipay;
 pub mod bank;
+pub mod control;
 pub mod courier;
 pub mod page;
+pub mod store;
 pub mod wechatpay;
 
 use crate::crypto::PrivateKey;
 use anyhow::Context;
-pub use courier::{Courier, Delivery, FaultSpec};
+use async_trait::async_trait;
+pub use control::SandboxControl;
+pub use courier::{Courier, FaultSpec};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use store::SandboxStore;
 
 /// Settings shared by every sandbox.
 #[derive(Debug, Clone)]
@@ -30,11 +47,23 @@ pub struct SandboxSettings {
     pub time_scale_permille: u64,
     /// Where the sandboxes keep their provider keys; `None` keeps fresh keys in memory.
     pub key_dir: Option<PathBuf>,
+    /// The sandboxes' database; `None` keeps it in memory (unit tests).
+    pub state_file: Option<PathBuf>,
 }
 
 impl SandboxSettings {
     pub fn scaled(&self, d: std::time::Duration) -> std::time::Duration {
         d * self.time_scale_permille.max(1) as u32 / 1000
+    }
+
+    /// Settings for a sandbox that lives in a data directory (keys and database in it).
+    pub fn in_dir(base_url: String, time_scale_permille: u64, data_dir: &Path) -> SandboxSettings {
+        SandboxSettings {
+            base_url,
+            time_scale_permille,
+            key_dir: Some(data_dir.join("sandbox-keys")),
+            state_file: Some(data_dir.join("sandbox.db")),
+        }
     }
 }
 
@@ -43,6 +72,60 @@ impl SandboxSettings {
 pub struct SandboxCtx {
     pub settings: Arc<SandboxSettings>,
     pub courier: Arc<Courier>,
+    pub store: Arc<SandboxStore>,
+    /// Poked when a trade gets a time to act at, so the timer looks again.
+    pub wake: Arc<tokio::sync::Notify>,
+}
+
+impl SandboxCtx {
+    /// Opens the sandboxes' database and starts their courier.
+    pub async fn open(settings: SandboxSettings) -> anyhow::Result<SandboxCtx> {
+        let store = Arc::new(SandboxStore::open(settings.state_file.as_deref()).await?);
+        let settings = Arc::new(settings);
+        let courier = Courier::new(settings.clone(), store.clone());
+        courier.spawn();
+        Ok(SandboxCtx { settings, courier, store, wake: Arc::new(tokio::sync::Notify::new()) })
+    }
+
+    /// The same database and courier, with its own timer signal (one per sandbox).
+    fn for_sandbox(&self) -> SandboxCtx {
+        SandboxCtx { wake: Arc::new(tokio::sync::Notify::new()), ..self.clone() }
+    }
+}
+
+/// A sandbox that acts on its own when a trade's time comes.
+#[async_trait]
+pub trait Wakes: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    /// Acts on every trade whose time has come; returns how many it looked at.
+    async fn wake_due(&self, now_ms: i64) -> anyhow::Result<usize>;
+}
+
+/// Runs a sandbox's timer until the sandbox is dropped.
+fn spawn_timer<S: Wakes>(s: &Arc<S>, ctx: &SandboxCtx) {
+    let me: Weak<S> = Arc::downgrade(s);
+    let (store, wake) = (ctx.store.clone(), ctx.wake.clone());
+    tokio::spawn(async move {
+        loop {
+            let Some(s) = me.upgrade() else { return };
+            let now = chrono::Utc::now().timestamp_millis();
+            let wait = match s.wake_due(now).await {
+                Ok(100..) => std::time::Duration::ZERO,
+                Ok(_) => match store.next_wake(s.name()).await {
+                    Ok(Some(at)) => {
+                        std::time::Duration::from_millis(u64::try_from(at - now).unwrap_or(0).clamp(5, 1_000))
+                    }
+                    _ => std::time::Duration::from_secs(1),
+                },
+                Err(e) => {
+                    tracing::warn!(sandbox = s.name(), error = %e, "sandbox timer round failed");
+                    std::time::Duration::from_millis(200)
+                }
+            };
+            drop(s);
+            let _ = tokio::time::timeout(wait, wake.notified()).await;
+        }
+    });
 }
 
 /// Loads a sandbox's provider key from `<key_dir>/<name>.pem`, creating it on first use.
@@ -88,16 +171,16 @@ pub struct Sandboxes {
 }
 
 impl Sandboxes {
-    pub fn new(settings: SandboxSettings) -> anyhow::Result<Sandboxes> {
-        let settings = Arc::new(settings);
-        let courier = Arc::new(Courier::new(settings.clone()));
-        let ctx = SandboxCtx { settings, courier };
-        Ok(Sandboxes {
-            alipay: Arc::new(alipay::AlipaySandbox::new(ctx.clone())?),
-            wechatpay: Arc::new(wechatpay::WechatSandbox::new(ctx.clone())?),
-            bank: Arc::new(bank::BankSandbox::new(ctx.clone())?),
-            ctx,
-        })
+    pub async fn new(settings: SandboxSettings) -> anyhow::Result<Sandboxes> {
+        let ctx = SandboxCtx::open(settings).await?;
+        let (a, w, b) = (ctx.for_sandbox(), ctx.for_sandbox(), ctx.for_sandbox());
+        let alipay = Arc::new(alipay::AlipaySandbox::new(a.clone())?);
+        spawn_timer(&alipay, &a);
+        let wechatpay = Arc::new(wechatpay::WechatSandbox::new(w.clone())?);
+        spawn_timer(&wechatpay, &w);
+        let bank = Arc::new(bank::BankSandbox::new(b.clone())?);
+        spawn_timer(&bank, &b);
+        Ok(Sandboxes { ctx, alipay, wechatpay, bank })
     }
 
     pub fn router(&self) -> axum::Router {

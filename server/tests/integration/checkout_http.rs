@@ -7,6 +7,7 @@ use clinicpay::billing::BillStatus;
 use clinicpay::payments::SessionStatus;
 use serde_json::{json, Value};
 use server::sandbox::FaultSpec;
+use server::sandbox::SandboxControl;
 use std::time::Duration;
 
 struct Api {
@@ -117,7 +118,7 @@ async fn merged_payments_through_alipay_and_wechat() {
             assert!(ct.starts_with("image/"), "{ct}");
             assert!(r.bytes().await.unwrap().len() > 200);
         }
-        sb.alipay.pay(&trade(&v)).unwrap();
+        sb.alipay.pay(&trade(&v)).await.unwrap();
         let paid = api.wait_status(&id, "paid").await;
         assert!(
             paid["bills"].as_array().unwrap().iter().all(|b| b["status"] == "paid" && b["receipt_no"].is_string()),
@@ -137,7 +138,7 @@ async fn merged_payments_through_alipay_and_wechat() {
             )
             .await;
         assert_eq!(s, 201, "{v}");
-        sb.wechatpay.pay(&trade(&v)).unwrap();
+        sb.wechatpay.pay(&trade(&v)).await.unwrap();
         api.wait_status(v["session_id"].as_str().unwrap(), "paid").await;
         assert_eq!(api.unpaid(&ps[1]).await, vec![keep.clone()], "{backend}: the unticked bill is still owed");
 
@@ -152,7 +153,7 @@ async fn merged_payments_through_alipay_and_wechat() {
             .await;
         assert_eq!(s, 201, "{v}");
         assert!(v["qr_code_content"].as_str().unwrap().contains("/sandbox/bank/pay/"), "{v}");
-        sb.bank.pay(&trade(&v)).unwrap();
+        sb.bank.pay(&trade(&v)).await.unwrap();
         api.wait_status(v["session_id"].as_str().unwrap(), "paid").await;
         assert!(api.unpaid(&ps[3]).await.is_empty());
 
@@ -449,9 +450,9 @@ async fn alipay_notifications_get_the_right_answer() {
             )
             .await;
         let no = trade(&v);
-        sb.alipay.set_faults(&no, FaultSpec { drop: true, ..Default::default() });
-        sb.alipay.pay(&no).unwrap();
-        let (headers, body) = sb.alipay.signed_success_notification(&no).unwrap();
+        sb.alipay.set_faults(&no, FaultSpec { drop: true, ..Default::default() }).await.unwrap();
+        sb.alipay.pay(&no).await.unwrap();
+        let (headers, body) = sb.alipay.signed_success_notification(&no).await.unwrap();
         let text = String::from_utf8(body.clone()).unwrap();
 
         // forged: the signature altered
@@ -522,9 +523,9 @@ async fn alipay_notifications_get_the_right_answer() {
             })
             .await;
         assert!(call.outcome.is_success());
-        sb.alipay.set_faults(foreign, FaultSpec { drop: true, ..Default::default() });
-        sb.alipay.pay(foreign).unwrap();
-        let (h, b) = sb.alipay.signed_success_notification(foreign).unwrap();
+        sb.alipay.set_faults(foreign, FaultSpec { drop: true, ..Default::default() }).await.unwrap();
+        sb.alipay.pay(foreign).await.unwrap();
+        let (h, b) = sb.alipay.signed_success_notification(foreign).await.unwrap();
         assert_eq!(post_notification(&app, "alipay", &h, &b).await.1, "failure");
         assert!(notification_counts(&app).await.contains_key("rejected:unknown_order"));
         assert_books(&app).await;
@@ -547,9 +548,9 @@ async fn fifty_identical_wechat_notifications_at_once_have_one_effect() {
             )
             .await;
         let no = trade(&v);
-        sb.wechatpay.set_faults(&no, FaultSpec { drop: true, ..Default::default() }).unwrap();
-        sb.wechatpay.pay(&no).unwrap();
-        let (headers, body) = sb.wechatpay.signed_success_notification(&no).unwrap();
+        sb.wechatpay.set_faults(&no, FaultSpec { drop: true, ..Default::default() }).await.unwrap();
+        sb.wechatpay.pay(&no).await.unwrap();
+        let (headers, body) = sb.wechatpay.signed_success_notification(&no).await.unwrap();
         let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(50));
         let mut tasks = Vec::new();
         for _ in 0..50 {
@@ -630,12 +631,12 @@ async fn lost_notifications_are_found_by_status_sync() {
             let id = v["session_id"].as_str().unwrap().to_string();
             match method {
                 "alipay" => {
-                    sb.alipay.set_faults(&no, FaultSpec { drop: true, ..Default::default() });
-                    sb.alipay.pay(&no).unwrap();
+                    sb.alipay.set_faults(&no, FaultSpec { drop: true, ..Default::default() }).await.unwrap();
+                    sb.alipay.pay(&no).await.unwrap();
                 }
                 _ => {
-                    sb.wechatpay.set_faults(&no, FaultSpec { drop: true, ..Default::default() }).unwrap();
-                    sb.wechatpay.pay(&no).unwrap();
+                    sb.wechatpay.set_faults(&no, FaultSpec { drop: true, ..Default::default() }).await.unwrap();
+                    sb.wechatpay.pay(&no).await.unwrap();
                 }
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -684,13 +685,13 @@ async fn expiry_refresh_cancel_and_late_money() {
         );
         assert_eq!(new["bills"].as_array().unwrap().len(), bills.len());
         // the old trade was closed at the provider
-        assert_eq!(sb.alipay.trade_state(&trade(&old)).as_deref(), Some("TRADE_CLOSED"));
+        assert_eq!(sb.alipay.trade_state(&trade(&old)).await.as_deref(), Some("TRADE_CLOSED"));
 
         // expiry: the QR's time passes; the session ends, its bills are free, the trade is closed
         let ended = services.store.expire_sessions(services.now() + 16 * 60_000, 100).await.unwrap();
         assert!(ended.iter().any(|e| e.as_str() == new_id));
         assert_eq!(services.close_step().await.unwrap(), 1);
-        assert_eq!(sb.alipay.trade_state(&trade(&new)).as_deref(), Some("TRADE_CLOSED"));
+        assert_eq!(sb.alipay.trade_state(&trade(&new)).await.as_deref(), Some("TRADE_CLOSED"));
         assert_eq!(api.unpaid(&ps[10]).await.len(), bills.len(), "{backend}: payable again");
 
         // paying after cancel: the close failed (fault), the patient paid anyway → unallocated,
@@ -703,11 +704,11 @@ async fn expiry_refresh_cancel_and_late_money() {
             )
             .await;
         let id = v["session_id"].as_str().unwrap().to_string();
-        sb.alipay.scan(&trade(&v)).unwrap();
-        sb.alipay.set_faults(&trade(&v), FaultSpec { fail_next_call: true, ..Default::default() });
+        sb.alipay.scan(&trade(&v)).await.unwrap();
+        sb.alipay.set_faults(&trade(&v), FaultSpec { fail_next_call: true, ..Default::default() }).await.unwrap();
         let (s, c) = api.post(&format!("/api/v1/finance/payment-sessions/{id}/cancel"), json!({}), None).await;
         assert_eq!((s, c["status"].as_str()), (200, Some("cancelled")));
-        sb.alipay.pay(&trade(&v)).unwrap();
+        sb.alipay.pay(&trade(&v)).await.unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         loop {
             let ex = services.exceptions(true).await.unwrap();
@@ -723,7 +724,7 @@ async fn expiry_refresh_cancel_and_late_money() {
         let ex = services.exceptions(false).await.unwrap();
         let e = ex.iter().find(|e| e.session_id.as_ref().is_some_and(|s| s.as_str() == id)).unwrap();
         assert_eq!((e.kind.as_str(), e.status.as_str()), ("late_payment", "refunded"), "{e:?}");
-        let state = sb.alipay.trade_state(&trade(&v)).unwrap();
+        let state = sb.alipay.trade_state(&trade(&v)).await.unwrap();
         assert_eq!(state, "TRADE_CLOSED", "{backend}: fully refunded at Alipay");
         let report = services.store.ledger_report().await.unwrap();
         assert_eq!(report.balances.iter().find(|(a, _)| a == "2241").map(|x| x.1).unwrap_or(0), 0);

@@ -14,6 +14,7 @@ use clinicpay::ports::{CreatePayment, Gateway, RawNotification, RefundRequest};
 use serde_json::{json, Value};
 use server::crypto::{PrivateKey, PublicKey};
 use server::gateways::alipay::{wire, AlipayClient, AlipaySettings};
+use server::sandbox::SandboxControl;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -437,8 +438,8 @@ async fn alipay_fail_next_call_is_unknown() {
     assert_eq!(env.state("CP-F1").await, TradeState::NotFound, "only the next call fails");
     // the same through the Rust API, on a refund
     let sb = &env.app.sandboxes.as_ref().unwrap().alipay;
-    sb.pay("CP-F1").unwrap();
-    sb.set_faults("CP-F1", server::sandbox::FaultSpec { fail_next_call: true, ..Default::default() });
+    sb.pay("CP-F1").await.unwrap();
+    sb.set_faults("CP-F1", server::sandbox::FaultSpec { fail_next_call: true, ..Default::default() }).await.unwrap();
     assert!(matches!(env.refund("CP-F1", "CP-F1-R1", "1.00").await, Outcome::Unknown(_)));
     assert!(env.refund("CP-F1", "CP-F1-R1", "1.00").await.is_success());
     // unknown control targets
@@ -615,11 +616,11 @@ async fn alipay_signed_success_notification_is_what_was_sent() {
     let env = setup().await;
     env.create_qr("CP-N1", "12.34").await;
     let sb = &env.app.sandboxes.as_ref().unwrap().alipay;
-    assert!(sb.signed_success_notification("CP-N1").is_err(), "not paid yet");
-    sb.pay("CP-N1").unwrap();
-    assert_eq!(sb.trade_state("CP-N1").as_deref(), Some("TRADE_SUCCESS"));
+    assert!(sb.signed_success_notification("CP-N1").await.is_err(), "not paid yet");
+    sb.pay("CP-N1").await.unwrap();
+    assert_eq!(sb.trade_state("CP-N1").await.as_deref(), Some("TRADE_SUCCESS"));
     eventually("the notification", || async { !env.receiver.events_for("CP-N1").is_empty() }).await;
-    let (headers, body) = sb.signed_success_notification("CP-N1").unwrap();
+    let (headers, body) = sb.signed_success_notification("CP-N1").await.unwrap();
     let n = RawNotification { content_type: headers[0].1.clone(), headers, body };
     let ev = env.client.verify_notification(&n, now_ms()).unwrap();
     assert_eq!(ev, env.receiver.events_for("CP-N1")[0]);

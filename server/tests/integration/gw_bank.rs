@@ -16,6 +16,7 @@ use server::crypto::PrivateKey;
 use server::gateways::bank::{wire, BankClient, BankSettings};
 use server::sandbox::bank::BankSandbox;
 use server::sandbox::FaultSpec;
+use server::sandbox::SandboxControl;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -320,7 +321,7 @@ async fn bank_card_payment_refunds_and_statement() {
     assert_eq!(s.state, TradeState::Paid);
     assert_eq!(s.provider_txn_id.as_ref(), Some(provider_txn_id));
     assert_eq!(s.paid_at_ms, *paid_at_ms);
-    assert_eq!(env.sandbox.trade_state(otn).as_deref(), Some("SUCCESS"));
+    assert_eq!(env.sandbox.trade_state(otn).await.as_deref(), Some("SUCCESS"));
 
     // the raw exchange is kept, without private keys
     let call = env.client.query_payment(otn).await;
@@ -466,7 +467,7 @@ async fn bank_close_errors_and_unknown_outcomes() {
     }
 
     // fail_next_call: the outcome is unknown, and nothing happened; the next call works
-    env.sandbox.set_faults("CPDUP1", FaultSpec { fail_next_call: true, ..FaultSpec::default() });
+    env.sandbox.set_faults("CPDUP1", FaultSpec { fail_next_call: true, ..FaultSpec::default() }).await.unwrap();
     match env.client.query_payment("CPDUP1").await.outcome {
         Outcome::Unknown(reason) => assert!(reason.contains("SYSTEM_ERROR"), "{reason}"),
         o => panic!("{o:?}"),
@@ -561,7 +562,7 @@ async fn bank_refuses_replayed_stale_and_forged_requests() {
     wire::sign(&mut p, &key);
     p.insert("out_trade_no".into(), "CPSEC2".into());
     assert_eq!(env.raw_post("close", wire::to_json(&p)).await["code"], "INVALID_SIGNATURE");
-    assert_eq!(env.sandbox.trade_state("CPSEC1").as_deref(), Some("WAITING"), "nothing was closed");
+    assert_eq!(env.sandbox.trade_state("CPSEC1").await.as_deref(), Some("WAITING"), "nothing was closed");
 
     // unknown merchant, malformed bodies
     let mut p = env.base_params("CPSEC1");
@@ -579,8 +580,8 @@ async fn bank_notification_faults_and_retries() {
 
     // duplicates: three identical copies, one notify_id
     env.create("CPDUP01", "1.00").await;
-    env.sandbox.set_faults("CPDUP01", FaultSpec { duplicate: 2, ..FaultSpec::default() });
-    env.sandbox.pay("CPDUP01").unwrap();
+    env.sandbox.set_faults("CPDUP01", FaultSpec { duplicate: 2, ..FaultSpec::default() }).await.unwrap();
+    env.sandbox.pay("CPDUP01").await.unwrap();
     env.wait_events("three copies", |e| for_trade(e, "CPDUP01") >= 3).await;
     let evs = env.events_for("CPDUP01");
     assert_eq!(evs.len(), 3);
@@ -588,8 +589,8 @@ async fn bank_notification_faults_and_retries() {
 
     // drop: nothing arrives, the query still finds the payment
     env.create("CPDROP1", "1.00").await;
-    env.sandbox.set_faults("CPDROP1", FaultSpec { drop: true, ..FaultSpec::default() });
-    env.sandbox.pay("CPDROP1").unwrap();
+    env.sandbox.set_faults("CPDROP1", FaultSpec { drop: true, ..FaultSpec::default() }).await.unwrap();
+    env.sandbox.pay("CPDROP1").await.unwrap();
     assert_eq!(env.status("CPDROP1").await.state, TradeState::Paid);
     let ctl: serde_json::Value = env
         .http
@@ -604,7 +605,7 @@ async fn bank_notification_faults_and_retries() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(env.events_for("CPDROP1").is_empty());
     // what the load benchmark posts: a valid success notification, built on demand
-    let (headers, body) = env.sandbox.signed_success_notification("CPDROP1").unwrap();
+    let (headers, body) = env.sandbox.signed_success_notification("CPDROP1").await.unwrap();
     let n = RawNotification {
         content_type: headers.iter().find(|(k, _)| k == "content-type").unwrap().1.clone(),
         headers,
@@ -679,11 +680,11 @@ async fn bank_notification_faults_and_retries() {
         .unwrap();
     assert_eq!(r.status(), 200);
     env.create("CPDEF1", "1.00").await;
-    env.sandbox.pay("CPDEF1").unwrap();
+    env.sandbox.pay("CPDEF1").await.unwrap();
     let r = env.http.post(format!("{}/sandbox/bank/control/defaults", env.app.base)).body("{}").send().await.unwrap();
     assert_eq!(r.status(), 200);
     env.create("CPDEF2", "1.00").await;
-    env.sandbox.pay("CPDEF2").unwrap();
+    env.sandbox.pay("CPDEF2").await.unwrap();
     env.wait_events("CPDEF2 paid", |e| for_trade(e, "CPDEF2") > 0).await;
     assert!(env.events_for("CPDEF1").is_empty(), "dropped by the defaults");
     let bad = env

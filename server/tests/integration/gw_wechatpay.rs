@@ -15,6 +15,7 @@ use clinicpay::ports::{CreatePayment, Gateway, RawNotification, RefundRequest};
 use server::crypto::{self, PrivateKey};
 use server::gateways::wechatpay::{PlatformCertificate, WechatClient, WechatPlatform, WechatSettings};
 use server::sandbox::FaultSpec;
+use server::sandbox::SandboxControl;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -273,7 +274,7 @@ async fn full_flow(mode: Mode) {
     assert_eq!(st.state, TradeState::Paid);
     assert_eq!(st.provider_txn_id.as_deref(), Some(provider_txn_id.as_str()));
     assert_eq!(st.paid_at_ms, paid_at_ms);
-    let deliveries = sb.trade_state(&no);
+    let deliveries = sb.trade_state(&no).await;
     assert_eq!(deliveries.as_deref(), Some("SUCCESS"));
 
     // close: an unpaid trade closes (204, verified); a paid one cannot
@@ -362,10 +363,10 @@ async fn gw_wechatpay_rejections_and_errors() {
     let c = &m.client;
     let no = unique_no("WXR");
     ok(c.create_payment(&create(&m, &no, "5.00", PayMethod::WechatNative)).await);
-    sb.pay(&no).unwrap();
+    sb.pay(&no).await.unwrap();
     m.receiver.wait_for("the payment notification", |g| !g.is_empty()).await;
 
-    let (headers, body) = sb.signed_success_notification(&no).unwrap();
+    let (headers, body) = sb.signed_success_notification(&no).await.unwrap();
     let n = RawNotification {
         headers: headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect(),
         content_type: "application/json".into(),
@@ -401,7 +402,7 @@ async fn gw_wechatpay_rejections_and_errors() {
     assert_ne!(m.apiv3_key.len(), 0);
 
     // fail_next_call: the next call is a SYSTEM_ERROR → Unknown; the one after is fine
-    sb.set_faults(&no, FaultSpec { fail_next_call: true, ..Default::default() }).unwrap();
+    sb.set_faults(&no, FaultSpec { fail_next_call: true, ..Default::default() }).await.unwrap();
     let q = c.query_payment(&no).await;
     assert!(matches!(&q.outcome, Outcome::Unknown(r) if r.contains("SYSTEM_ERROR")), "{q:?}");
     assert_eq!(q.raw.http_status, Some(500));
@@ -462,8 +463,8 @@ async fn gw_wechatpay_notification_faults() {
     // duplicate ×5: five identical deliveries, each verified, one event id
     let no = unique_no("WXD");
     ok(c.create_payment(&create(&m, &no, "3.00", PayMethod::WechatNative)).await);
-    sb.set_faults(&no, FaultSpec { duplicate: 4, ..Default::default() }).unwrap();
-    sb.pay(&no).unwrap();
+    sb.set_faults(&no, FaultSpec { duplicate: 4, ..Default::default() }).await.unwrap();
+    sb.pay(&no).await.unwrap();
     let got = m.receiver.wait_for("five copies", |g| g.len() >= 5).await;
     let ids: std::collections::BTreeSet<String> =
         got.iter().map(|r| r.result.clone().expect("each copy verifies").event_id).collect();
@@ -475,8 +476,8 @@ async fn gw_wechatpay_notification_faults() {
     let before = m.receiver.events().len();
     let dno = unique_no("WXX");
     ok(c.create_payment(&create(&m, &dno, "4.00", PayMethod::WechatNative)).await);
-    sb.set_faults(&dno, FaultSpec { drop: true, ..Default::default() }).unwrap();
-    sb.pay(&dno).unwrap();
+    sb.set_faults(&dno, FaultSpec { drop: true, ..Default::default() }).await.unwrap();
+    sb.pay(&dno).await.unwrap();
     let view: serde_json::Value = http()
         .get(format!("{}/sandbox/wechatpay/control/trades/{dno}", app.base))
         .send()
@@ -496,7 +497,7 @@ async fn gw_wechatpay_notification_faults() {
     ok(c.create_payment(&create(&m, &rno, "6.00", PayMethod::WechatNative)).await);
     let before = m.receiver.events().len();
     m.receiver.fail_first.store(2, Ordering::SeqCst);
-    sb.pay(&rno).unwrap();
+    sb.pay(&rno).await.unwrap();
     let got = m.receiver.wait_for("three attempts", |g| g.len() >= before + 3).await;
     let attempts = &got[before..before + 3];
     assert!(attempts.iter().all(|r| r.result.is_ok()));

@@ -1,4 +1,5 @@
-//! The bank gateway's wire format (docs/providers/bank.md), shared by the client and the sandbox:
+//! The bank gateway's wire format (docs/providers/bank.md) as our client reads it (the sandbox has
+//! its own reading in `sandbox/bank/wire.rs`):
 //! flat JSON objects of strings, the sort-and-sign RSA2 scheme, value formats, the statement CSV.
 //!
 //! Everything here parses outside input and therefore never panics: malformed input is an `Err`.

@@ -5,7 +5,8 @@
 //! The same client talks to `https://api.mch.weixin.qq.com` and to our sandbox at
 //! `{base}/sandbox/wechatpay`: only `api_base` differs.
 
-pub mod cert;
+/// X.509 certificates are a shared primitive (the sandbox makes them, the client reads them).
+pub use crate::crypto::x509 as cert;
 pub mod wire;
 
 /// WeChat Pay's notification answer: 2xx (we send 204, no body) stops its retries; a 5xx with the

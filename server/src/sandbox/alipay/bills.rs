@@ -1,10 +1,43 @@
 //! The sandbox's trade bill: a ZIP with the two GBK CSV files of PROTOCOLS.md A.6, in the
 //! layout Alipay uses (comment lines, header on line 5, ID fields padded with a TAB, CRLF).
 
-use crate::gateways::alipay::bill::{DETAIL_COLUMNS, DETAIL_TITLE, SUMMARY_TITLE};
 use clinicpay::money::Money;
 use clinicpay::time::Millis;
 use std::io::Write;
+
+/// The detail file's first line (A.6).
+pub const DETAIL_TITLE: &str = "#支付宝业务明细查询";
+/// The summary file's first line.
+pub const SUMMARY_TITLE: &str = "#支付宝业务汇总查询";
+
+/// The detail file's header line, as A.6 shows it.
+pub const DETAIL_COLUMNS: [&str; 25] = [
+    "支付宝交易号",
+    "商户订单号",
+    "业务类型",
+    "商品名称",
+    "创建时间",
+    "完成时间",
+    "门店编号",
+    "门店名称",
+    "操作员",
+    "终端号",
+    "对方账户",
+    "订单金额（元）",
+    "商家实收（元）",
+    "支付宝红包（元）",
+    "集分宝（元）",
+    "支付宝优惠（元）",
+    "商家优惠（元）",
+    "券核销金额（元）",
+    "券名称",
+    "商家红包消费金额（元）",
+    "卡消费金额（元）",
+    "退款批次号/请求号",
+    "服务费（元）",
+    "分润（元）",
+    "备注",
+];
 
 /// One row of the detail file.
 #[derive(Debug, Clone)]
@@ -127,7 +160,7 @@ mod tests {
 
     #[test]
     fn round_trips_through_the_client_parser() {
-        let t0 = crate::gateways::alipay::wire::parse_time("2024-01-01 00:00:00").unwrap();
+        let t0 = super::super::wire::parse_time("2024-01-01 00:00:00").unwrap();
         let rows = vec![
             BillRow {
                 trade_no: "2024010122001400000000000001".into(),
@@ -154,6 +187,8 @@ mod tests {
         ];
         let detail = detail_csv("20881234567890120156", t0, t0 + 86_400_000, &rows, t0);
         assert_eq!(detail.lines().nth(4).unwrap(), DETAIL_COLUMNS.join(","));
+        // the client's reading of the header agrees with the sandbox's
+        assert_eq!(DETAIL_COLUMNS, crate::gateways::alipay::bill::DETAIL_COLUMNS);
         assert!(detail.contains("2024010122001400000000000001\t,T1\t,交易\t,挂号费， 内科,"));
         assert!(detail.lines().nth(2).unwrap().contains("2024年01月01日 00:00:00"));
         let zip = bill_zip("20881234567890120156", "20240101", t0, t0 + 86_400_000, &rows, t0).unwrap();

@@ -9,82 +9,127 @@
 //!   `alipay.trade.page.pay` / `alipay.trade.wap.pay` (a cashier page).
 //! * `POST apps` registers a test app's public key and returns the sandbox's Alipay public key.
 //! * `pay/{token}` is the payer page a QR code opens; `bills/{token}` serves bill archives;
-//!   `control/...` is the test-control JSON API shared by all sandboxes.
+//!   `control/...` is the test-control API every sandbox shares ([`crate::sandbox::control`]).
 //!
-//! Trades live in memory. Notifications go out through the [`Courier`](super::Courier) on
-//! Alipay's retry schedule, V1-signed with the sandbox's own key.
+//! Trades, registrations and bill links live in the sandbox database ([`SandboxStore`]);
+//! notifications go out through the [`Courier`] on Alipay's retry schedule, V1-signed with the
+//! sandbox's own key. `wire.rs` is the sandbox's own reading of the protocol.
 
 mod bills;
 mod trades;
+pub mod wire;
 
+use super::control::SandboxControl;
+use super::courier::{Courier, Notifier, ALIPAY_SCHEDULE};
 use super::page::{self, PayerPage};
-use super::{provider_key, Delivery, FaultSpec, SandboxCtx};
+use super::store::SandboxStore;
+use super::{provider_key, FaultSpec, SandboxCtx, Wakes};
 use crate::crypto::{PrivateKey, PublicKey};
-use crate::gateways::alipay::wire::{self, param, Params};
+use async_trait::async_trait;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State as AxState};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use clinicpay::time::Millis;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
-use trades::{fail, Kind, Members, Status, Trade, TradeKey};
+use std::sync::Arc;
+use trades::{biz_str, fail, ok, seller_id, system_busy, Kind, Members, Outbox, Status, Trade};
+use wire::{param, Params};
+
+/// The sandbox's name in its database and deliveries.
+pub const NAME: &str = "alipay";
 
 pub(crate) fn now_ms() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as Millis)
-        .unwrap_or_default()
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A registered test app.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct App {
+    /// The app's public key (SPKI, base64).
+    public_key: String,
 }
 
 /// A bill download link (valid 30 s).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct BillLink {
     app_id: String,
     from_ms: Millis,
     to_ms: Millis,
     label: String,
-    expires_ms: Millis,
 }
 
-#[derive(Default)]
-struct State {
-    apps: HashMap<String, PublicKey>,
-    trades: HashMap<TradeKey, Trade>,
-    tokens: HashMap<String, TradeKey>,
-    trade_nos: HashMap<String, TradeKey>,
-    /// out_trade_no → the most recent trade with it (the control API is keyed by out_trade_no).
-    latest: HashMap<String, TradeKey>,
-    default_faults: FaultSpec,
-    /// Faults set for an out_trade_no before its trade exists.
-    pending_faults: HashMap<String, FaultSpec>,
-    bills: HashMap<String, BillLink>,
-}
-
-struct Core {
+pub(crate) struct Core {
     ctx: SandboxCtx,
     key: PrivateKey,
     public: PublicKey,
-    state: Mutex<State>,
+    /// One operation at a time: each reads a trade, changes it and writes it back.
+    op: tokio::sync::Mutex<()>,
 }
 
 pub struct AlipaySandbox {
     core: Arc<Core>,
 }
 
-type Outbox = Vec<(Delivery, FaultSpec)>;
+/// How Alipay delivers notifications: a form body, acknowledged by `success` (A.8).
+struct AlipayNotifier;
 
-impl Core {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+impl Notifier for AlipayNotifier {
+    fn attempt(&self, _signing: &str, queued: &[u8]) -> (Vec<(String, String)>, Vec<u8>) {
+        (vec![("content-type".into(), "application/x-www-form-urlencoded; charset=utf-8".into())], queued.to_vec())
     }
 
-    fn send_all(&self, out: Outbox) {
-        for (d, faults) in out {
-            self.ctx.courier.send(d, &faults);
+    fn accepted(&self, status: u16, body: &[u8]) -> bool {
+        trades::alipay_accepted(status, body)
+    }
+
+    fn schedule(&self) -> &'static [u64] {
+        &ALIPAY_SCHEDULE
+    }
+}
+
+fn error_page(m: &Members) -> Response {
+    let get = |k: &str| m.iter().find(|(n, _)| *n == k).and_then(|(_, v)| v.as_str()).unwrap_or("").to_string();
+    let html = format!(
+        r#"<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>支付宝 · 错误</title></head>
+<body style="font-family:system-ui,sans-serif;margin:24px"><h1 style="color:#1677ff">支付宝 · Alipay <small>沙箱 Sandbox</small></h1>
+<p role="alert" data-error-code="{sub}">错误代码 {sub}</p><p>{msg}</p></body></html>"#,
+        sub = page::esc(&get("sub_code")),
+        msg = page::esc(&get("sub_msg")),
+    );
+    Html(html).into_response()
+}
+
+fn json_error(status: StatusCode, msg: impl std::fmt::Display) -> Response {
+    (status, axum::Json(json!({ "error": msg.to_string() }))).into_response()
+}
+
+fn store_failed(e: anyhow::Error) -> Members {
+    tracing::error!(error = %e, "the Alipay sandbox could not use its database");
+    system_busy()
+}
+
+impl Core {
+    fn store(&self) -> &SandboxStore {
+        &self.ctx.store
+    }
+
+    async fn send_all(&self, out: Outbox) {
+        for (n, faults) in out {
+            if let Err(e) = self.ctx.courier.send(n, &faults).await {
+                tracing::error!(error = %e, "the Alipay sandbox could not queue a notification");
+            }
         }
+    }
+
+    async fn save(&self, t: &Trade) -> anyhow::Result<()> {
+        self.store().save_trade(NAME, t).await?;
+        if t.expire_ms.is_some() {
+            self.ctx.wake.notify_one();
+        }
+        Ok(())
     }
 
     fn base(&self) -> &str {
@@ -97,33 +142,30 @@ impl Core {
 
     /// `{"<node>":{…},"sign":"…"}` — compact, `sign` right after the node, HTTP 200 (A.5.2).
     fn signed_json(&self, node_name: &str, members: &Members) -> Response {
-        let node = wire::compact_object(members);
+        let node = wire::node_json(members);
         let sign = self.key.sign_sha256_b64(node.as_bytes());
         let body = format!(r#"{{"{node_name}":{node},"sign":"{sign}"}}"#);
         ([(header::CONTENT_TYPE, "application/json;charset=utf-8")], body).into_response()
     }
 
-    fn schedule_expiry(self: &Arc<Self>, key: TradeKey, at: Millis) {
-        let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
-        let core = Arc::downgrade(self);
-        handle.spawn(async move {
-            let wait = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0) + 5;
-            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
-            if let Some(core) = core.upgrade() {
-                let mut out = Vec::new();
-                {
-                    let mut st = core.lock();
-                    if let Some(t) = st.trades.get_mut(&key) {
-                        core.expire_if_due(t, now_ms(), &mut out);
-                    }
-                }
-                core.send_all(out);
-            }
-        });
+    async fn app_key(&self, app_id: &str) -> anyhow::Result<Option<PublicKey>> {
+        match self.store().registration::<App>(NAME, app_id).await? {
+            Some(a) => Ok(Some(PublicKey::parse(&a.public_key)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The trade a request names: by `out_trade_no`, else by `trade_no` (of this app).
+    async fn find(&self, app_id: &str, biz: &Map<String, Value>) -> anyhow::Result<Option<Trade>> {
+        if let Some(no) = biz_str(biz, "out_trade_no") {
+            return self.store().trade(NAME, app_id, no).await;
+        }
+        let Some(txn) = biz_str(biz, "trade_no") else { return Ok(None) };
+        Ok(self.store().trade_by_txn::<Trade>(NAME, txn).await?.filter(|t| t.app_id == app_id))
     }
 
     /// The whole `gateway.do` exchange for already-merged parameters.
-    fn gateway(self: &Arc<Self>, raw: Params) -> Response {
+    async fn gateway(self: &Arc<Self>, raw: Params) -> Response {
         let mut params: Params = Vec::with_capacity(raw.len());
         let mut duplicate: Option<String> = None;
         for (k, v) in raw {
@@ -134,7 +176,7 @@ impl Core {
             }
         }
         let method = param(&params, "method").unwrap_or("").trim().to_string();
-        let node = if method.is_empty() { "error_response".to_string() } else { wire::response_node_name(&method) };
+        let node = if method.is_empty() { "error_response".to_string() } else { wire::node_name(&method) };
         let browser = matches!(method.as_str(), "alipay.trade.page.pay" | "alipay.trade.wap.pay");
         let refuse = |m: Members| if browser { error_page(&m) } else { self.signed_json(&node, &m) };
         if let Some(k) = duplicate {
@@ -155,17 +197,20 @@ impl Core {
             }
         }
         let app_id = param(&params, "app_id").unwrap_or("").to_string();
-        let Some(app_key) = self.lock().apps.get(&app_id).cloned() else {
-            return refuse(fail("40002", "isv.invalid-app-id", "无效的AppID参数"));
+        let app_key = match self.app_key(&app_id).await {
+            Ok(Some(k)) => k,
+            Ok(None) => return refuse(fail("40002", "isv.invalid-app-id", "无效的AppID参数")),
+            Err(e) => return refuse(store_failed(e)),
         };
         let sign_type = param(&params, "sign_type").unwrap_or("");
         if !sign_type.eq_ignore_ascii_case("RSA2") && !sign_type.eq_ignore_ascii_case("RSA") {
             return refuse(fail("40002", "isv.invalid-signature-type", "无效的签名类型"));
         }
         let sig = param(&params, "sign").unwrap_or("");
-        let content = wire::sign_content(&params, &["sign"], true);
-        let verified = wire::verify_with_type(&app_key, sign_type, &content, sig)
-            || wire::verify_with_type(&app_key, sign_type, &wire::sign_content(&params, &["sign"], false), sig);
+        let content = wire::signed_string(&params, &["sign"], false);
+        // A.4 step 2: empties dropped first; if that fails, with empties kept
+        let verified = wire::check_request_signature(&app_key, sign_type, &content, sig)
+            || wire::check_request_signature(&app_key, sign_type, &wire::signed_string(&params, &["sign"], true), sig);
         if !verified {
             let msg =
                 format!("验签出错，建议检查签名字符串或签名私钥与应用公钥是否匹配，网关生成的验签字符串为：{content}");
@@ -194,41 +239,107 @@ impl Core {
         let notify_url = param(&params, "notify_url").filter(|u| !u.is_empty());
         if browser {
             let kind = if method == "alipay.trade.page.pay" { Kind::Page } else { Kind::Wap };
-            return self.cashier(
-                &app_id,
-                kind,
-                &biz,
-                notify_url,
-                param(&params, "return_url").filter(|u| !u.is_empty()),
-            );
+            let return_url = param(&params, "return_url").filter(|u| !u.is_empty());
+            return self.cashier(&app_id, kind, &biz, notify_url, return_url).await;
         }
         let mut out = Vec::new();
         let members = {
-            let mut st = self.lock();
-            match method.as_str() {
-                "alipay.trade.precreate" => self.precreate(&mut st, &app_id, &biz, notify_url, &mut out),
-                "alipay.trade.query" => self.query(&mut st, &app_id, &biz, &mut out),
-                "alipay.trade.close" => self.close(&mut st, &app_id, &biz, &mut out),
-                "alipay.trade.refund" => self.refund(&mut st, &app_id, &biz, &mut out),
-                "alipay.trade.fastpay.refund.query" => self.refund_query(&mut st, &app_id, &biz),
-                "alipay.data.dataservice.bill.downloadurl.query" => {
-                    let now = now_ms();
-                    st.bills.retain(|_, b| b.expires_ms > now);
-                    self.bill_url(&mut st, &app_id, &biz)
-                }
-                _ => {
-                    drop(st);
-                    return self.signed_json("error_response", &fail("40002", "isv.invalid-method", "不存在的方法名"));
-                }
-            }
+            let _op = self.op.lock().await;
+            let r = match method.as_str() {
+                "alipay.trade.precreate" => self.precreate(&app_id, &biz, notify_url, &mut out).await,
+                "alipay.trade.query"
+                | "alipay.trade.close"
+                | "alipay.trade.refund"
+                | "alipay.trade.fastpay.refund.query" => self.on_trade(&method, &app_id, &biz, &mut out).await,
+                "alipay.data.dataservice.bill.downloadurl.query" => self.bill_url(&app_id, &biz).await,
+                _ => Ok(fail("40002", "isv.invalid-method", "不存在的方法名")),
+            };
+            let m = r.unwrap_or_else(store_failed);
+            self.send_all(out).await;
+            m
         };
-        self.send_all(out);
+        let node = if members.iter().any(|(k, v)| *k == "sub_code" && v == "isv.invalid-method") {
+            "error_response".to_string()
+        } else {
+            node
+        };
         self.signed_json(&node, &members)
     }
 
+    /// query / close / refund / refund query: read the trade, act, write it back.
+    async fn on_trade(
+        &self,
+        method: &str,
+        app_id: &str,
+        biz: &Map<String, Value>,
+        out: &mut Outbox,
+    ) -> anyhow::Result<Members> {
+        let mut t = self.find(app_id, biz).await?;
+        let now = now_ms();
+        let m = match method {
+            "alipay.trade.query" => self.query(t.as_mut(), biz, now, out),
+            "alipay.trade.close" => self.close(t.as_mut(), now, out),
+            "alipay.trade.refund" => self.refund(t.as_mut(), biz, now, out),
+            _ => self.refund_query(t.as_mut(), biz),
+        };
+        if let Some(t) = &t {
+            self.save(t).await?;
+        }
+        Ok(m)
+    }
+
+    /// Creates (or repeats) a trade for precreate / page pay / wap pay. `Err` is a failure node.
+    async fn open_trade(
+        &self,
+        app_id: &str,
+        biz: &Map<String, Value>,
+        kind: Kind,
+        notify_url: Option<&str>,
+        return_url: Option<&str>,
+        out: &mut Outbox,
+    ) -> anyhow::Result<Result<Trade, Members>> {
+        let now = now_ms();
+        let req = match self.create_request(biz, kind, now) {
+            Ok(r) => r,
+            Err(m) => return Ok(Err(m)),
+        };
+        if let Some(mut t) = self.store().trade::<Trade>(NAME, app_id, req.0).await? {
+            let r = self.repeat_create(&mut t, req.1, notify_url, return_url, now, out);
+            self.save(&t).await?;
+            return Ok(r.map(|()| t));
+        }
+        let pending: Option<FaultSpec> = self.store().take_setting(NAME, &format!("faults:{}", req.0)).await?;
+        let mut faults = match pending {
+            Some(f) => f,
+            None => self.store().setting(NAME, "faults:default", now).await?.unwrap_or_default(),
+        };
+        if std::mem::take(&mut faults.fail_next_call) {
+            self.store().set_setting(NAME, &format!("faults:{}", req.0), &faults, None).await?;
+            return Ok(Err(system_busy()));
+        }
+        let t = self.new_trade(app_id, req, kind, notify_url, return_url, faults, now);
+        self.save(&t).await?;
+        Ok(Ok(t))
+    }
+
+    async fn precreate(
+        &self,
+        app_id: &str,
+        biz: &Map<String, Value>,
+        notify_url: Option<&str>,
+        out: &mut Outbox,
+    ) -> anyhow::Result<Members> {
+        Ok(match self.open_trade(app_id, biz, Kind::Qr, notify_url, None, out).await? {
+            Ok(t) => {
+                ok(vec![("out_trade_no", t.out_trade_no.clone().into()), ("qr_code", self.pay_url(&t.token).into())])
+            }
+            Err(m) => m,
+        })
+    }
+
     /// page.pay / wap.pay: the trade exists once the cashier opens (A.7 ⚠).
-    fn cashier(
-        self: &Arc<Self>,
+    async fn cashier(
+        &self,
         app_id: &str,
         kind: Kind,
         biz: &Map<String, Value>,
@@ -237,15 +348,89 @@ impl Core {
     ) -> Response {
         let mut out = Vec::new();
         let result = {
-            let mut st = self.lock();
-            self.open_trade(&mut st, app_id, biz, kind, notify_url, return_url, &mut out)
-                .map(|key| st.trades.get(&key).map(|t| self.render_trade(t, None)).unwrap_or_default())
+            let _op = self.op.lock().await;
+            let r = self.open_trade(app_id, biz, kind, notify_url, return_url, &mut out).await;
+            self.send_all(out).await;
+            r
         };
-        self.send_all(out);
         match result {
-            Ok(html) => Html(html).into_response(),
-            Err(m) => error_page(&m),
+            Ok(Ok(t)) => Html(self.render_trade(&t, None)).into_response(),
+            Ok(Err(m)) => error_page(&m),
+            Err(e) => error_page(&store_failed(e)),
         }
+    }
+
+    /// `alipay.data.dataservice.bill.downloadurl.query` for `bill_type=trade`.
+    async fn bill_url(&self, app_id: &str, biz: &Map<String, Value>) -> anyhow::Result<Members> {
+        let now = now_ms();
+        match biz_str(biz, "bill_type") {
+            Some("trade") => {}
+            Some(_) => return Ok(trades::biz_fail("ACQ.INVALID_PARAMETER", "沙箱仅支持 bill_type=trade")),
+            None => return Ok(trades::biz_fail("ACQ.INVALID_PARAMETER", "缺少 bill_type")),
+        }
+        let Some(date) = biz_str(biz, "bill_date") else {
+            return Ok(trades::biz_fail("ACQ.INVALID_PARAMETER", "缺少 bill_date"));
+        };
+        let Some(today) = clinicpay::time::local_date(now) else { return Ok(system_busy()) };
+        let range = if let Some(d) = clinicpay::time::parse_date(date) {
+            d.succ_opt().map(|next| (d, next, d.format("%Y%m%d").to_string(), d >= today))
+        } else {
+            chrono::NaiveDate::parse_from_str(&format!("{date}-01"), "%Y-%m-%d")
+                .ok()
+                .filter(|_| date.len() == 7)
+                .and_then(|first| {
+                    first
+                        .checked_add_months(chrono::Months::new(1))
+                        .map(|next| (first, next, first.format("%Y%m").to_string(), next > today))
+                })
+        };
+        let Some((from, to, label, not_ready)) = range else {
+            return Ok(trades::biz_fail("ACQ.INVALID_PARAMETER", "bill_date 格式错误"));
+        };
+        if not_ready {
+            return Ok(trades::biz_fail("isp.bill_not_exist", "账单不存在"));
+        }
+        let token = crate::crypto::random_alnum(32);
+        let account = format!("{}0156", seller_id(app_id));
+        let link = BillLink {
+            app_id: app_id.to_string(),
+            from_ms: clinicpay::time::day_start(from),
+            to_ms: clinicpay::time::day_start(to),
+            label: label.clone(),
+        };
+        self.store().set_setting(NAME, &format!("bill:{token}"), &link, Some(now + 30_000)).await?;
+        let url = format!(
+            "{}/sandbox/alipay/bills/{token}?bizType=trade&userId={}&fileType=csv.zip&bizDates={label}&downloadFileName={account}_{label}.csv.zip",
+            self.base(),
+            seller_id(app_id),
+        );
+        Ok(ok(vec![("bill_download_url", url.into())]))
+    }
+
+    /// Rows of an app's bill between two instants: payments by payment time, refunds by refund time.
+    async fn bill_rows(&self, app_id: &str, from_ms: Millis, to_ms: Millis) -> anyhow::Result<Vec<bills::BillRow>> {
+        let mut rows = Vec::new();
+        for t in self.store().trades_with_money::<Trade>(NAME, app_id, from_ms, to_ms).await? {
+            let base = |refund: bool, finished_ms: Millis, amount, out_request_no: Option<String>| bills::BillRow {
+                trade_no: t.trade_no.clone(),
+                out_trade_no: t.out_trade_no.clone(),
+                refund,
+                subject: t.subject.clone(),
+                created_ms: t.created_ms,
+                finished_ms,
+                amount,
+                out_request_no,
+                buyer_logon_id: trades::BUYER_LOGON_ID.into(),
+            };
+            if let Some(paid) = t.paid_ms.filter(|p| (from_ms..to_ms).contains(p)) {
+                rows.push(base(false, paid, t.total, None));
+            }
+            for r in t.refunds.iter().filter(|r| (from_ms..to_ms).contains(&r.at_ms)) {
+                rows.push(base(true, r.at_ms, -r.amount, Some(r.out_request_no.clone())));
+            }
+        }
+        rows.sort_by(|a, b| a.finished_ms.cmp(&b.finished_ms).then(a.trade_no.cmp(&b.trade_no)));
+        Ok(rows)
     }
 
     fn render_trade(&self, t: &Trade, note: Option<&str>) -> String {
@@ -286,39 +471,49 @@ impl Core {
             ("auth_app_id", t.app_id.clone()),
             ("version", "1.0".to_string()),
             ("app_id", t.app_id.clone()),
-            ("seller_id", Self::seller_id(&t.app_id)),
+            ("seller_id", seller_id(&t.app_id)),
             ("timestamp", wire::fmt_time(now_ms())),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        wire::sign_notify_v1(&mut p, &self.key);
+        wire::sign_v1(&mut p, &self.key);
         let sep = if return_url.contains('?') { '&' } else { '?' };
         format!("{return_url}{sep}{}", wire::encode_form(&p))
     }
 
-    fn key_for(&self, st: &State, out_trade_no: &str) -> anyhow::Result<TradeKey> {
-        st.latest
-            .get(out_trade_no)
-            .cloned()
-            .ok_or_else(|| anyhow::anyhow!("no trade {out_trade_no} in the Alipay sandbox"))
-    }
-
-    /// Runs a state change on the latest trade with this out_trade_no, then sends what it queued.
-    fn with_trade<T>(
+    /// Runs a change on the latest trade with this order number, writes it, sends what it queued.
+    async fn with_trade<T>(
         &self,
         out_trade_no: &str,
         f: impl FnOnce(&Core, &mut Trade, &mut Outbox) -> anyhow::Result<T>,
     ) -> anyhow::Result<T> {
+        let _op = self.op.lock().await;
+        let mut t: Trade = self
+            .store()
+            .latest_trade(NAME, out_trade_no)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no trade {out_trade_no} in the Alipay sandbox"))?;
         let mut out = Vec::new();
-        let r = {
-            let mut st = self.lock();
-            let key = self.key_for(&st, out_trade_no)?;
-            let t = st.trades.get_mut(&key).ok_or_else(|| anyhow::anyhow!("no trade {out_trade_no}"))?;
-            f(self, t, &mut out)
-        };
-        self.send_all(out);
+        let r = f(self, &mut t, &mut out);
+        self.save(&t).await?;
+        self.send_all(out).await;
         r
+    }
+
+    /// The same through the payer page's token.
+    async fn with_token<T>(
+        &self,
+        token: &str,
+        f: impl FnOnce(&Core, &mut Trade, &mut Outbox) -> T,
+    ) -> anyhow::Result<Option<T>> {
+        let _op = self.op.lock().await;
+        let Some(mut t) = self.store().trade_by_token::<Trade>(NAME, token).await? else { return Ok(None) };
+        let mut out = Vec::new();
+        let r = f(self, &mut t, &mut out);
+        self.save(&t).await?;
+        self.send_all(out).await;
+        Ok(Some(r))
     }
 
     fn view(&self, t: &Trade) -> Value {
@@ -338,51 +533,16 @@ impl Core {
                 "refunded_at": wire::fmt_time(r.at_ms),
             })).collect::<Vec<_>>(),
             "faults": t.faults,
-            "deliveries": self.ctx.courier.records_for(&t.out_trade_no),
         })
     }
-}
-
-/// `<key_dir>/alipay-apps.json`: registered app ids and their public keys.
-fn apps_file(ctx: &SandboxCtx) -> Option<std::path::PathBuf> {
-    ctx.settings.key_dir.as_ref().map(|d| d.join("alipay-apps.json"))
-}
-
-fn error_page(m: &Members) -> Response {
-    let get = |k: &str| m.iter().find(|(n, _)| *n == k).and_then(|(_, v)| v.as_str()).unwrap_or("").to_string();
-    let html = format!(
-        r#"<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>支付宝 · 错误</title></head>
-<body style="font-family:system-ui,sans-serif;margin:24px"><h1 style="color:#1677ff">支付宝 · Alipay <small>沙箱 Sandbox</small></h1>
-<p role="alert" data-error-code="{sub}">错误代码 {sub}</p><p>{msg}</p></body></html>"#,
-        sub = page::esc(&get("sub_code")),
-        msg = page::esc(&get("sub_msg")),
-    );
-    Html(html).into_response()
-}
-
-fn json_error(status: StatusCode, msg: impl std::fmt::Display) -> Response {
-    (status, axum::Json(json!({ "error": msg.to_string() }))).into_response()
 }
 
 impl AlipaySandbox {
     pub fn new(ctx: SandboxCtx) -> anyhow::Result<Self> {
         let key = provider_key(&ctx.settings, "alipay")?;
         let public = key.public_key();
-        let mut state = State::default();
-        if let Some(path) = apps_file(&ctx) {
-            if let Ok(text) = std::fs::read_to_string(&path) {
-                let saved: HashMap<String, String> = serde_json::from_str(&text).unwrap_or_default();
-                for (app_id, k) in saved {
-                    match PublicKey::parse(&k) {
-                        Ok(k) => {
-                            state.apps.insert(app_id, k);
-                        }
-                        Err(e) => tracing::warn!(%app_id, error = %e, "ignoring a saved Alipay sandbox app key"),
-                    }
-                }
-            }
-        }
-        Ok(AlipaySandbox { core: Arc::new(Core { ctx, key, public, state: Mutex::new(state) }) })
+        ctx.courier.register(NAME, Arc::new(AlipayNotifier));
+        Ok(AlipaySandbox { core: Arc::new(Core { ctx, key, public, op: tokio::sync::Mutex::new(()) }) })
     }
 
     /// The sandbox's "Alipay public key" (SPKI PEM) that clients verify responses and
@@ -398,7 +558,7 @@ impl AlipaySandbox {
 
     /// Registers (or re-keys) a test app: its public key (PEM or bare base64, SPKI or PKCS#1)
     /// checks its requests. Returns the sandbox's public key PEM.
-    pub fn register_app(&self, app_id: &str, app_public_key: &str) -> anyhow::Result<String> {
+    pub async fn register_app(&self, app_id: &str, app_public_key: &str) -> anyhow::Result<String> {
         let app_id = app_id.trim();
         if app_id.is_empty() || app_id.len() > 32 || !app_id.bytes().all(|c| c.is_ascii_alphanumeric()) {
             anyhow::bail!("app_id must be 1–32 letters or digits");
@@ -407,123 +567,161 @@ impl AlipaySandbox {
         if key == self.core.public {
             anyhow::bail!("the app key must differ from the sandbox's Alipay key");
         }
-        let snapshot: HashMap<String, String> = {
-            let mut st = self.core.lock();
-            st.apps.insert(app_id.to_string(), key);
-            st.apps.iter().map(|(id, k)| (id.clone(), k.to_base64())).collect()
-        };
-        // registrations survive restarts like the sandbox key does (best effort)
-        if let Some(path) = apps_file(&self.core.ctx) {
-            let saved = path
-                .parent()
-                .map_or(Ok(()), std::fs::create_dir_all)
-                .map_err(anyhow::Error::from)
-                .and_then(|_| super::write_private(&path, &serde_json::to_string_pretty(&snapshot)?));
-            if let Err(e) = saved {
-                tracing::warn!(error = %e, path = %path.display(), "could not save the Alipay sandbox apps");
-            }
-        }
+        self.core.store().register(NAME, app_id, &App { public_key: key.to_base64() }).await?;
         Ok(self.public_key_pem())
     }
 
-    /// The payer pays (scanning first if needed): TRADE_SUCCESS and the notification.
-    pub fn pay(&self, out_trade_no: &str) -> anyhow::Result<()> {
-        self.core.with_trade(out_trade_no, |c, t, out| c.pay_trade(t, now_ms(), out).map_err(anyhow::Error::msg))
-    }
-
-    /// The payer scans the QR code: the trade exists, WAIT_BUYER_PAY.
-    pub fn scan(&self, out_trade_no: &str) -> anyhow::Result<()> {
-        self.core.with_trade(out_trade_no, |c, t, out| c.scan_trade(t, now_ms(), out).map_err(anyhow::Error::msg))
-    }
-
-    /// The payer leaves the cashier. Alipay sends nothing and the trade stays WAIT_BUYER_PAY
-    /// until it expires or the merchant closes it.
-    pub fn cancel(&self, out_trade_no: &str) -> anyhow::Result<()> {
-        self.core.with_trade(out_trade_no, |c, t, out| {
-            c.expire_if_due(t, now_ms(), out);
-            if !t.can_pay() {
-                anyhow::bail!("trade is {}", t.status_word());
-            }
-            t.buyer_cancelled = true;
-            Ok(())
-        })
-    }
-
     /// The refund window ends: TRADE_FINISHED (notified).
-    pub fn finish(&self, out_trade_no: &str) -> anyhow::Result<()> {
-        self.core.with_trade(out_trade_no, |c, t, out| c.finish_trade(t, now_ms(), out).map_err(anyhow::Error::msg))
-    }
-
-    /// Faults for one trade; set before the trade exists, they apply when it is created.
-    pub fn set_faults(&self, out_trade_no: &str, faults: FaultSpec) {
-        let mut st = self.core.lock();
-        match st.latest.get(out_trade_no).cloned() {
-            Some(key) => {
-                if let Some(t) = st.trades.get_mut(&key) {
-                    t.faults = faults;
-                }
-            }
-            None => {
-                st.pending_faults.insert(out_trade_no.to_string(), faults);
-            }
-        }
-    }
-
-    /// Faults applied to trades created from now on (`FaultSpec::default()` resets).
-    pub fn set_default_faults(&self, faults: FaultSpec) {
-        self.core.lock().default_faults = faults;
+    pub async fn finish(&self, out_trade_no: &str) -> anyhow::Result<()> {
+        self.core
+            .with_trade(out_trade_no, |c, t, out| c.finish_trade(t, now_ms(), out).map_err(anyhow::Error::msg))
+            .await
     }
 
     /// `WAIT_SCAN` (precreated, not scanned), `WAIT_BUYER_PAY`, `TRADE_SUCCESS`,
     /// `TRADE_FINISHED` or `TRADE_CLOSED`.
-    pub fn trade_state(&self, out_trade_no: &str) -> Option<String> {
-        let mut out = Vec::new();
-        let s = {
-            let mut st = self.core.lock();
-            let key = st.latest.get(out_trade_no)?.clone();
-            let t = st.trades.get_mut(&key)?;
-            self.core.expire_if_due(t, now_ms(), &mut out);
-            t.status_word().to_string()
-        };
-        self.core.send_all(out);
-        Some(s)
-    }
-
-    /// The control API's view of a trade.
-    pub fn trade_view(&self, out_trade_no: &str) -> Option<Value> {
-        let st = self.core.lock();
-        let key = st.latest.get(out_trade_no)?;
-        st.trades.get(key).map(|t| self.core.view(t))
-    }
-
-    /// The success notification of a paid trade exactly as the sandbox sent it (headers, form body).
-    pub fn signed_success_notification(&self, out_trade_no: &str) -> anyhow::Result<(Vec<(String, String)>, Vec<u8>)> {
-        let st = self.core.lock();
-        let key = self.core.key_for(&st, out_trade_no)?;
-        let params = st
-            .trades
-            .get(&key)
-            .and_then(|t| t.success_notice.clone())
-            .ok_or_else(|| anyhow::anyhow!("trade {out_trade_no} has not been paid"))?;
-        Ok((
-            vec![("content-type".into(), "application/x-www-form-urlencoded; charset=utf-8".into())],
-            wire::encode_form(&params).into_bytes(),
-        ))
+    pub async fn trade_state(&self, out_trade_no: &str) -> Option<String> {
+        self.core
+            .with_trade(out_trade_no, |c, t, out| {
+                c.expire_if_due(t, now_ms(), out);
+                Ok(t.status_word().to_string())
+            })
+            .await
+            .ok()
     }
 
     /// Moves a trade's times `days` days into the past (bills are only available for past days).
-    pub fn backdate(&self, out_trade_no: &str, days: i64) -> anyhow::Result<()> {
+    pub async fn backdate(&self, out_trade_no: &str, days: i64) -> anyhow::Result<()> {
         let d = days.checked_mul(clinicpay::time::DAY_MS).filter(|d| (0..=3650 * clinicpay::time::DAY_MS).contains(d));
         let d = d.ok_or_else(|| anyhow::anyhow!("days must be 0..=3650"))?;
-        self.core.with_trade(out_trade_no, |_, t, _| {
-            t.created_ms -= d;
-            t.paid_ms = t.paid_ms.map(|x| x - d);
-            t.closed_ms = t.closed_ms.map(|x| x - d);
-            for r in &mut t.refunds {
-                r.at_ms -= d;
+        self.core
+            .with_trade(out_trade_no, |_, t, _| {
+                t.created_ms -= d;
+                t.paid_ms = t.paid_ms.map(|x| x - d);
+                t.closed_ms = t.closed_ms.map(|x| x - d);
+                for r in &mut t.refunds {
+                    r.at_ms -= d;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    #[cfg(test)]
+    async fn trade(&self, out_trade_no: &str) -> Option<Trade> {
+        self.core.store().latest_trade(NAME, out_trade_no).await.ok().flatten()
+    }
+}
+
+#[async_trait]
+impl SandboxControl for AlipaySandbox {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn courier(&self) -> &Arc<Courier> {
+        &self.core.ctx.courier
+    }
+
+    /// The payer pays (scanning first if needed): TRADE_SUCCESS and the notification.
+    async fn pay(&self, out_trade_no: &str) -> anyhow::Result<()> {
+        self.core.with_trade(out_trade_no, |c, t, out| c.pay_trade(t, now_ms(), out).map_err(anyhow::Error::msg)).await
+    }
+
+    /// The payer scans the QR code: the trade exists, WAIT_BUYER_PAY.
+    async fn scan(&self, out_trade_no: &str) -> anyhow::Result<()> {
+        self.core.with_trade(out_trade_no, |c, t, out| c.scan_trade(t, now_ms(), out).map_err(anyhow::Error::msg)).await
+    }
+
+    /// The payer leaves the cashier. Alipay sends nothing and the trade stays WAIT_BUYER_PAY
+    /// until it expires or the merchant closes it.
+    async fn cancel(&self, out_trade_no: &str) -> anyhow::Result<()> {
+        self.core
+            .with_trade(out_trade_no, |c, t, out| {
+                c.expire_if_due(t, now_ms(), out);
+                if !t.can_pay() {
+                    anyhow::bail!("trade is {}", t.status_word());
+                }
+                t.buyer_cancelled = true;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn set_faults(&self, out_trade_no: &str, faults: FaultSpec) -> anyhow::Result<()> {
+        let _op = self.core.op.lock().await;
+        match self.core.store().latest_trade::<Trade>(NAME, out_trade_no).await? {
+            Some(mut t) => {
+                t.faults = faults;
+                self.core.store().save_trade(NAME, &t).await
             }
-            Ok(())
+            None => self.core.store().set_setting(NAME, &format!("faults:{out_trade_no}"), &faults, None).await,
+        }
+    }
+
+    async fn set_default_faults(&self, faults: FaultSpec) -> anyhow::Result<()> {
+        self.core.store().set_setting(NAME, "faults:default", &faults, None).await
+    }
+
+    async fn trade_view(&self, out_trade_no: &str) -> anyhow::Result<Option<Value>> {
+        // refresh expiry first so the view is current
+        let _ = self.trade_state(out_trade_no).await;
+        let t: Option<Trade> = self.core.store().latest_trade(NAME, out_trade_no).await?;
+        Ok(t.map(|t| self.core.view(&t)))
+    }
+
+    async fn signed_success_notification(
+        &self,
+        out_trade_no: &str,
+    ) -> anyhow::Result<(Vec<(String, String)>, Vec<u8>)> {
+        let t: Trade = self
+            .core
+            .store()
+            .latest_trade(NAME, out_trade_no)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no trade {out_trade_no} in the Alipay sandbox"))?;
+        let params = t.success_notice.ok_or_else(|| anyhow::anyhow!("trade {out_trade_no} has not been paid"))?;
+        Ok(AlipayNotifier.attempt("", wire::encode_form(&params).as_bytes()))
+    }
+
+    async fn action(&self, out_trade_no: &str, action: &str, body: &[u8]) -> Option<anyhow::Result<()>> {
+        Some(match action {
+            "finish" => self.finish(out_trade_no).await,
+            "backdate" => {
+                let days =
+                    serde_json::from_slice::<Value>(body).ok().and_then(|v| v.get("days").and_then(Value::as_i64));
+                match days {
+                    Some(d) => self.backdate(out_trade_no, d).await,
+                    None => Err(anyhow::anyhow!("expected {{\"days\": N}}")),
+                }
+            }
+            _ => return None,
         })
+    }
+}
+
+#[async_trait]
+impl Wakes for AlipaySandbox {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    /// Trades past their `time_expire` close by themselves (A.7), notified if a trade existed.
+    async fn wake_due(&self, now: Millis) -> anyhow::Result<usize> {
+        let _op = self.core.op.lock().await;
+        let due: Vec<Trade> = self.core.store().due_trades(NAME, now, 100).await?;
+        let n = due.len();
+        let mut out = Vec::new();
+        for mut t in due {
+            self.core.expire_if_due(&mut t, now, &mut out);
+            if t.can_pay() {
+                // not yet (expiry moved): nothing to do before its time
+                continue;
+            }
+            self.core.store().save_trade(NAME, &t).await?;
+        }
+        self.core.send_all(out).await;
+        Ok(n)
     }
 }
 
@@ -535,11 +733,8 @@ pub fn router(s: Arc<AlipaySandbox>) -> axum::Router {
         .route("/pay/{token}/confirm", post(payer_confirm))
         .route("/pay/{token}/cancel", post(payer_cancel))
         .route("/bills/{token}", get(bill_download))
-        .route("/control/defaults", post(control_defaults))
-        .route("/control/trades/{no}", get(control_get))
-        .route("/control/trades/{no}/notification", get(control_notification))
-        .route("/control/trades/{no}/{action}", post(control_action))
-        .with_state(s)
+        .with_state(s.clone())
+        .merge(super::control::routes(s))
 }
 
 async fn gateway(
@@ -552,13 +747,12 @@ async fn gateway(
     if !body.is_empty() {
         let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         if ct.trim_start().to_ascii_lowercase().starts_with("multipart/") {
-            let node =
-                param(&params, "method").map(wire::response_node_name).unwrap_or_else(|| "error_response".into());
+            let node = param(&params, "method").map(wire::node_name).unwrap_or_else(|| "error_response".into());
             return s.core.signed_json(&node, &fail("40002", "isv.invalid-content-type", "沙箱不支持文件上传接口"));
         }
         params.extend(wire::parse_form(&body));
     }
-    s.core.gateway(params)
+    s.core.gateway(params).await
 }
 
 #[derive(serde::Deserialize)]
@@ -572,7 +766,7 @@ async fn register(AxState(s): AxState<Arc<AlipaySandbox>>, body: Bytes) -> Respo
         Ok(r) => r,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, format!("expected {{app_id, app_public_key}}: {e}")),
     };
-    match s.register_app(&req.app_id, &req.app_public_key) {
+    match s.register_app(&req.app_id, &req.app_public_key).await {
         Ok(pem) => axum::Json(json!({
             "app_id": req.app_id.trim(),
             "alipay_public_key": pem,
@@ -591,78 +785,80 @@ fn not_found_page() -> Response {
         .into_response()
 }
 
-async fn payer_page(AxState(s): AxState<Arc<AlipaySandbox>>, Path(token): Path<String>) -> Response {
-    let core = &s.core;
-    let mut out = Vec::new();
-    let html = {
-        let mut st = core.lock();
-        let Some(key) = st.tokens.get(&token).cloned() else { return not_found_page() };
-        let Some(t) = st.trades.get_mut(&key) else { return not_found_page() };
-        // opening the cashier creates the Alipay trade (a closed / expired code stays closed)
-        let _ = core.scan_trade(t, now_ms(), &mut out);
-        core.render_trade(t, None)
-    };
-    core.send_all(out);
-    Html(html).into_response()
-}
-
-async fn payer_confirm(AxState(s): AxState<Arc<AlipaySandbox>>, Path(token): Path<String>) -> Response {
-    let core = &s.core;
-    let mut out = Vec::new();
-    let result = {
-        let mut st = core.lock();
-        let Some(key) = st.tokens.get(&token).cloned() else { return not_found_page() };
-        let Some(t) = st.trades.get_mut(&key) else { return not_found_page() };
-        match core.pay_trade(t, now_ms(), &mut out) {
-            Ok(()) => match (&t.return_url, t.kind) {
-                (Some(r), Kind::Page | Kind::Wap) => Err(core.return_location(t, r)),
-                _ => Ok(core.render_trade(t, None)),
-            },
-            Err(e) => {
-                let note = if e.contains("paid") {
-                    "支付成功 Paid (already)"
-                } else {
-                    "无法付款 Cannot pay: 交易已关闭 closed"
-                };
-                Ok(core.render_trade(t, Some(note)))
-            }
+fn page_answer(r: anyhow::Result<Option<Response>>) -> Response {
+    match r {
+        Ok(Some(resp)) => resp,
+        Ok(None) => not_found_page(),
+        Err(e) => {
+            tracing::error!(error = %e, "the Alipay sandbox could not use its database");
+            (StatusCode::INTERNAL_SERVER_ERROR, "sandbox storage failed").into_response()
         }
-    };
-    core.send_all(out);
-    match result {
-        Ok(html) => Html(html).into_response(),
-        Err(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
     }
 }
 
+async fn payer_page(AxState(s): AxState<Arc<AlipaySandbox>>, Path(token): Path<String>) -> Response {
+    page_answer(
+        s.core
+            .with_token(&token, |core, t, out| {
+                // opening the cashier creates the Alipay trade (a closed / expired code stays closed)
+                let _ = core.scan_trade(t, now_ms(), out);
+                Html(core.render_trade(t, None)).into_response()
+            })
+            .await,
+    )
+}
+
+async fn payer_confirm(AxState(s): AxState<Arc<AlipaySandbox>>, Path(token): Path<String>) -> Response {
+    page_answer(
+        s.core
+            .with_token(&token, |core, t, out| match core.pay_trade(t, now_ms(), out) {
+                Ok(()) => match (&t.return_url, t.kind) {
+                    (Some(r), Kind::Page | Kind::Wap) => {
+                        (StatusCode::FOUND, [(header::LOCATION, core.return_location(t, r))]).into_response()
+                    }
+                    _ => Html(core.render_trade(t, None)).into_response(),
+                },
+                Err(e) => {
+                    let note = if e.contains("paid") {
+                        "支付成功 Paid (already)"
+                    } else {
+                        "无法付款 Cannot pay: 交易已关闭 closed"
+                    };
+                    Html(core.render_trade(t, Some(note))).into_response()
+                }
+            })
+            .await,
+    )
+}
+
 async fn payer_cancel(AxState(s): AxState<Arc<AlipaySandbox>>, Path(token): Path<String>) -> Response {
-    let core = &s.core;
-    let mut out = Vec::new();
-    let html = {
-        let mut st = core.lock();
-        let Some(key) = st.tokens.get(&token).cloned() else { return not_found_page() };
-        let Some(t) = st.trades.get_mut(&key) else { return not_found_page() };
-        core.expire_if_due(t, now_ms(), &mut out);
-        if t.can_pay() {
-            t.buyer_cancelled = true;
-        }
-        core.render_trade(t, None)
-    };
-    core.send_all(out);
-    Html(html).into_response()
+    page_answer(
+        s.core
+            .with_token(&token, |core, t, out| {
+                core.expire_if_due(t, now_ms(), out);
+                if t.can_pay() {
+                    t.buyer_cancelled = true;
+                }
+                Html(core.render_trade(t, None)).into_response()
+            })
+            .await,
+    )
 }
 
 async fn bill_download(AxState(s): AxState<Arc<AlipaySandbox>>, Path(token): Path<String>) -> Response {
     let now = now_ms();
-    let (link, rows) = {
-        let st = s.core.lock();
-        let Some(link) = st.bills.get(&token).filter(|l| l.expires_ms > now).cloned() else {
-            return (StatusCode::NOT_FOUND, "bill link unknown or expired (links are valid for 30 s)").into_response();
-        };
-        let rows = Core::bill_rows(&st, &link.app_id, link.from_ms, link.to_ms);
-        (link, rows)
+    let link: Option<BillLink> = match s.core.store().setting(NAME, &format!("bill:{token}"), now).await {
+        Ok(l) => l,
+        Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
-    let account = format!("{}0156", Core::seller_id(&link.app_id));
+    let Some(link) = link else {
+        return (StatusCode::NOT_FOUND, "bill link unknown or expired (links are valid for 30 s)").into_response();
+    };
+    let rows = match s.core.bill_rows(&link.app_id, link.from_ms, link.to_ms).await {
+        Ok(r) => r,
+        Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let account = format!("{}0156", seller_id(&link.app_id));
     match bills::bill_zip(&account, &link.label, link.from_ms, link.to_ms, &rows, now) {
         Ok(zip) => (
             [
@@ -673,82 +869,6 @@ async fn bill_download(AxState(s): AxState<Arc<AlipaySandbox>>, Path(token): Pat
         )
             .into_response(),
         Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, e),
-    }
-}
-
-fn faults_from(body: &[u8]) -> Result<FaultSpec, Box<Response>> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(FaultSpec::default());
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| Box::new(json_error(StatusCode::BAD_REQUEST, format!("bad FaultSpec: {e}"))))
-}
-
-async fn control_defaults(AxState(s): AxState<Arc<AlipaySandbox>>, body: Bytes) -> Response {
-    match faults_from(&body) {
-        Ok(f) => {
-            s.set_default_faults(f.clone());
-            axum::Json(json!({ "defaults": f })).into_response()
-        }
-        Err(r) => *r,
-    }
-}
-
-async fn control_get(AxState(s): AxState<Arc<AlipaySandbox>>, Path(no): Path<String>) -> Response {
-    // refresh expiry first so the view is current
-    let _ = s.trade_state(&no);
-    match s.trade_view(&no) {
-        Some(v) => axum::Json(v).into_response(),
-        None => json_error(StatusCode::NOT_FOUND, format!("no trade {no}")),
-    }
-}
-
-async fn control_notification(AxState(s): AxState<Arc<AlipaySandbox>>, Path(no): Path<String>) -> Response {
-    match s.signed_success_notification(&no) {
-        Ok((headers, body)) => axum::Json(json!({
-            "headers": headers,
-            "body": String::from_utf8_lossy(&body),
-        }))
-        .into_response(),
-        Err(e) => json_error(StatusCode::NOT_FOUND, e),
-    }
-}
-
-async fn control_action(
-    AxState(s): AxState<Arc<AlipaySandbox>>,
-    Path((no, action)): Path<(String, String)>,
-    body: Bytes,
-) -> Response {
-    if s.trade_view(&no).is_none() && action != "faults" {
-        return json_error(StatusCode::NOT_FOUND, format!("no trade {no}"));
-    }
-    let result = match action.as_str() {
-        "pay" => s.pay(&no),
-        "scan" => s.scan(&no),
-        "cancel" => s.cancel(&no),
-        "finish" => s.finish(&no),
-        "faults" => match faults_from(&body) {
-            Ok(f) => {
-                s.set_faults(&no, f);
-                Ok(())
-            }
-            Err(r) => return *r,
-        },
-        "backdate" => {
-            let days = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v.get("days").and_then(Value::as_i64));
-            match days {
-                Some(d) => s.backdate(&no, d),
-                None => return json_error(StatusCode::BAD_REQUEST, "expected {\"days\": N}"),
-            }
-        }
-        other => return json_error(StatusCode::NOT_FOUND, format!("unknown action {other}")),
-    };
-    match result {
-        Ok(()) => match s.trade_view(&no) {
-            Some(v) => axum::Json(v).into_response(),
-            None => axum::Json(json!({ "out_trade_no": no, "pending_faults": true })).into_response(),
-        },
-        Err(e) => json_error(StatusCode::CONFLICT, e),
     }
 }
 

@@ -1,24 +1,25 @@
-//! The sandbox's trades and the gateway operations on them (PROTOCOLS.md A.6, A.7).
-//!
-//! Every operation runs under the state lock and returns the response node's members plus the
-//! notifications to send once the lock is released.
+//! The Alipay sandbox's trades and what each gateway operation does to one (PROTOCOLS.md A.6,
+//! A.7). The operations here work on a trade the caller has read from the sandbox's store and
+//! writes back afterwards; the notifications they produce are queued once it is written.
 
-use super::bills::BillRow;
-use super::{now_ms, Core, State};
-use crate::gateways::alipay::wire::{self, Params};
-use crate::sandbox::{courier, Delivery, FaultSpec};
+use super::wire::{self, Params};
+use super::{Core, NAME};
+use crate::sandbox::courier::Notice;
+use crate::sandbox::store::{StoredTrade, TradeIndex};
+use crate::sandbox::FaultSpec;
 use clinicpay::money::Money;
 use clinicpay::time::{Millis, DAY_MS, MINUTE_MS};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use std::sync::Arc;
 
 pub type Members = Vec<(&'static str, Value)>;
-pub type TradeKey = (String, String);
+/// Notifications to queue once the trade is saved.
+pub type Outbox = Vec<(Notice, FaultSpec)>;
 
 pub const BUYER_ID: &str = "2088102177846880";
 pub const BUYER_LOGON_ID: &str = "abc***@sandbox.com";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Status {
     /// Precreated; the buyer has not scanned yet, so Alipay has no trade.
     Unscanned,
@@ -28,21 +29,21 @@ pub enum Status {
     Closed,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Kind {
     Qr,
     Page,
     Wap,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Refund {
     pub out_request_no: String,
     pub amount: Money,
     pub at_ms: Millis,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Trade {
     pub app_id: String,
     pub out_trade_no: String,
@@ -68,6 +69,20 @@ pub struct Trade {
     pub success_notice: Option<Params>,
 }
 
+impl StoredTrade for Trade {
+    fn index(&self) -> TradeIndex<'_> {
+        TradeIndex {
+            account: &self.app_id,
+            out_trade_no: &self.out_trade_no,
+            token: &self.token,
+            provider_txn_id: Some(&self.trade_no),
+            money_from_ms: self.paid_ms,
+            money_to_ms: self.refunds.iter().map(|r| r.at_ms).chain(self.paid_ms).max(),
+            wake_ms: self.expire_ms.filter(|_| self.can_pay()),
+        }
+    }
+}
+
 impl Trade {
     pub fn status_word(&self) -> &'static str {
         match self.status {
@@ -90,6 +105,11 @@ impl Trade {
     pub fn can_pay(&self) -> bool {
         matches!(self.status, Status::Unscanned | Status::WaitBuyerPay)
     }
+
+    /// Consumes a pending `fail_next_call`.
+    pub fn injected_failure(&mut self) -> bool {
+        std::mem::take(&mut self.faults.fail_next_call)
+    }
 }
 
 pub fn ok(mut members: Members) -> Members {
@@ -109,15 +129,15 @@ pub fn fail(code: &str, sub_code: &str, sub_msg: &str) -> Members {
     vec![("code", code.into()), ("msg", msg.into()), ("sub_code", sub_code.into()), ("sub_msg", sub_msg.into())]
 }
 
-fn biz_fail(sub_code: &str, sub_msg: &str) -> Members {
+pub fn biz_fail(sub_code: &str, sub_msg: &str) -> Members {
     fail("40004", sub_code, sub_msg)
 }
 
-fn system_busy() -> Members {
+pub fn system_busy() -> Members {
     fail("20000", "isp.unknow-error", "系统繁忙")
 }
 
-fn biz_str<'a>(biz: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+pub fn biz_str<'a>(biz: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     biz.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
 }
 
@@ -134,12 +154,12 @@ pub fn random_digits(n: usize) -> String {
     out
 }
 
-fn ymd(ms: Millis) -> String {
+pub fn ymd(ms: Millis) -> String {
     clinicpay::time::to_beijing(ms).map(|t| t.format("%Y%m%d").to_string()).unwrap_or_default()
 }
 
 /// `timeout_express`: `90m`, `2h`, `1d`, `1c` (end of today).
-fn parse_timeout_express(s: &str, now: Millis) -> Option<Millis> {
+pub fn parse_timeout_express(s: &str, now: Millis) -> Option<Millis> {
     let s = s.trim();
     if s == "1c" {
         let today = clinicpay::time::local_date(now)?;
@@ -158,7 +178,7 @@ fn parse_timeout_express(s: &str, now: Millis) -> Option<Millis> {
 }
 
 /// `time_expire` / `timeout_express` of a create request; `Err` for unreadable values.
-fn expiry(biz: &Map<String, Value>, now: Millis) -> Result<Option<Millis>, &'static str> {
+pub fn expiry(biz: &Map<String, Value>, now: Millis) -> Result<Option<Millis>, &'static str> {
     let a = match biz_str(biz, "time_expire") {
         Some(s) => Some(wire::parse_time(s).ok_or("time_expire 格式错误")?),
         None => None,
@@ -174,9 +194,9 @@ fn expiry(biz: &Map<String, Value>, now: Millis) -> Result<Option<Millis>, &'sta
 }
 
 /// The validated `total_amount` / `refund_amount` of a request.
-fn amount(biz: &Map<String, Value>, key: &str) -> Result<Money, String> {
+pub fn amount(biz: &Map<String, Value>, key: &str) -> Result<Money, String> {
     let v = biz.get(key).ok_or_else(|| format!("缺少 {key}"))?;
-    let m = wire::json_amount(v).ok_or_else(|| format!("{key} 格式错误"))?;
+    let m = wire::amount(v).ok_or_else(|| format!("{key} 格式错误"))?;
     let max = Money::from_fen(10_000_000_000).unwrap_or(Money::ZERO);
     if !m.is_positive() || m > max {
         return Err(format!("{key} 超出范围 [0.01, 100000000]"));
@@ -184,34 +204,37 @@ fn amount(biz: &Map<String, Value>, key: &str) -> Result<Money, String> {
     Ok(m)
 }
 
-fn valid_out_trade_no(s: &str) -> bool {
+pub fn valid_out_trade_no(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|c| c.is_ascii_graphic())
 }
 
+/// The seller (PID) of an app: `2088` + 12 digits derived from the app id.
+pub fn seller_id(app_id: &str) -> String {
+    let h = crate::crypto::sha256_hex(app_id.as_bytes());
+    let digits: String = h.bytes().map(|b| char::from(b'0' + b % 10)).take(12).collect();
+    format!("2088{digits}")
+}
+
+/// Alipay counts a notification as received when the body is `success` (A.8). A tolerant
+/// match (trimmed, any case) is accepted with a warning.
+pub fn alipay_accepted(status: u16, body: &[u8]) -> bool {
+    if status != 200 {
+        return false;
+    }
+    let text = String::from_utf8_lossy(body);
+    if text == "success" {
+        return true;
+    }
+    if text.trim().eq_ignore_ascii_case("success") {
+        tracing::warn!(reply = %text, "merchant answered an Alipay notification with a non-exact \"success\"");
+        return true;
+    }
+    false
+}
+
 impl Core {
-    /// The seller (PID) of an app: `2088` + 12 digits derived from the app id.
-    pub fn seller_id(app_id: &str) -> String {
-        let h = crate::crypto::sha256_hex(app_id.as_bytes());
-        let digits: String = h.bytes().map(|b| char::from(b'0' + b % 10)).take(12).collect();
-        format!("2088{digits}")
-    }
-
-    pub fn delivery(out_trade_no: &str, label: String, url: &str, params: &Params) -> Delivery {
-        let body = wire::encode_form(params).into_bytes();
-        Delivery {
-            label,
-            out_trade_no: out_trade_no.to_string(),
-            url: url.to_string(),
-            build: Arc::new(move || {
-                (vec![("content-type".into(), "application/x-www-form-urlencoded; charset=utf-8".into())], body.clone())
-            }),
-            accepted: alipay_accepted,
-            schedule: courier::alipay_schedule(),
-        }
-    }
-
     /// A signed `trade_status_sync` notification (V1). Never carries empty parameters.
-    fn notice(&self, t: &Trade, extra: Vec<(&str, String)>, now: Millis) -> Params {
+    pub fn notice(&self, t: &Trade, extra: Vec<(&str, String)>, now: Millis) -> Params {
         let notify_id = format!("{}00222{}", ymd(now), random_digits(22));
         let mut p: Vec<(&str, String)> = vec![
             ("gmt_create", wire::fmt_time(t.created_ms)),
@@ -225,7 +248,7 @@ impl Core {
             ("auth_app_id", t.app_id.clone()),
             ("notify_time", wire::fmt_time(now)),
             ("total_amount", t.total.plain()),
-            ("seller_id", Self::seller_id(&t.app_id)),
+            ("seller_id", seller_id(&t.app_id)),
             ("trade_no", t.trade_no.clone()),
             ("out_trade_no", t.out_trade_no.clone()),
             ("version", "1.0".into()),
@@ -242,26 +265,33 @@ impl Core {
         }
         p.extend(extra);
         let mut params: Params = p.into_iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.into(), v)).collect();
-        wire::sign_notify_v1(&mut params, &self.key);
+        wire::sign_v1(&mut params, &self.key);
         params
     }
 
-    fn notify(&self, t: &Trade, params: &Params, out: &mut Vec<(Delivery, FaultSpec)>) {
+    fn notify(&self, t: &Trade, params: &Params, out: &mut Outbox) {
         if let Some(url) = t.notify_url.as_deref().filter(|u| !u.is_empty()) {
-            let label = format!("{} {}", t.status_word(), t.out_trade_no);
-            out.push((Self::delivery(&t.out_trade_no, label, url, params), t.faults.clone()));
+            let notice = Notice {
+                sandbox: NAME,
+                label: format!("{} {}", t.status_word(), t.out_trade_no),
+                out_trade_no: t.out_trade_no.clone(),
+                url: url.to_string(),
+                body: wire::encode_form(params).into_bytes(),
+                signing: String::new(),
+            };
+            out.push((notice, t.faults.clone()));
         }
     }
 
     /// Closes an unpaid trade whose `time_expire` has passed (A.7); notifies if a trade existed.
-    pub fn expire_if_due(&self, t: &mut Trade, now: Millis, out: &mut Vec<(Delivery, FaultSpec)>) {
+    pub fn expire_if_due(&self, t: &mut Trade, now: Millis, out: &mut Outbox) {
         if t.can_pay() && t.expire_ms.is_some_and(|e| e <= now) {
             self.close_unpaid(t, now, out);
             t.expired = true;
         }
     }
 
-    fn close_unpaid(&self, t: &mut Trade, now: Millis, out: &mut Vec<(Delivery, FaultSpec)>) {
+    fn close_unpaid(&self, t: &mut Trade, now: Millis, out: &mut Outbox) {
         t.status = Status::Closed;
         t.closed_ms = Some(now);
         if t.scanned {
@@ -271,7 +301,7 @@ impl Core {
     }
 
     /// The buyer scanned / opened the cashier: the trade now exists.
-    pub fn scan_trade(&self, t: &mut Trade, now: Millis, out: &mut Vec<(Delivery, FaultSpec)>) -> Result<(), String> {
+    pub fn scan_trade(&self, t: &mut Trade, now: Millis, out: &mut Outbox) -> Result<(), String> {
         self.expire_if_due(t, now, out);
         match t.status {
             Status::Unscanned => {
@@ -287,7 +317,7 @@ impl Core {
     }
 
     /// The buyer pays: TRADE_SUCCESS and the notification.
-    pub fn pay_trade(&self, t: &mut Trade, now: Millis, out: &mut Vec<(Delivery, FaultSpec)>) -> Result<(), String> {
+    pub fn pay_trade(&self, t: &mut Trade, now: Millis, out: &mut Outbox) -> Result<(), String> {
         self.scan_trade(t, now, out)?;
         match t.status {
             Status::WaitBuyerPay => {
@@ -305,7 +335,7 @@ impl Core {
     }
 
     /// The refund window ends: TRADE_FINISHED and its notification.
-    pub fn finish_trade(&self, t: &mut Trade, now: Millis, out: &mut Vec<(Delivery, FaultSpec)>) -> Result<(), String> {
+    pub fn finish_trade(&self, t: &mut Trade, now: Millis, out: &mut Outbox) -> Result<(), String> {
         if t.status != Status::Success {
             return Err(format!("trade is {}, not TRADE_SUCCESS", t.status_word()));
         }
@@ -315,32 +345,13 @@ impl Core {
         Ok(())
     }
 
-    fn find(st: &State, app_id: &str, biz: &Map<String, Value>) -> Option<TradeKey> {
-        if let Some(no) = biz_str(biz, "out_trade_no") {
-            let key = (app_id.to_string(), no.to_string());
-            return st.trades.contains_key(&key).then_some(key);
-        }
-        let key = st.trade_nos.get(biz_str(biz, "trade_no")?)?;
-        (key.0 == app_id).then(|| key.clone())
-    }
-
-    /// Consumes a pending `fail_next_call`.
-    fn injected_failure(t: &mut Trade) -> bool {
-        std::mem::take(&mut t.faults.fail_next_call)
-    }
-
-    /// Creates (or repeats) a trade for precreate / page pay / wap pay. `Err` is a failure node.
-    pub fn open_trade(
-        self: &Arc<Self>,
-        st: &mut State,
-        app_id: &str,
-        biz: &Map<String, Value>,
+    /// What precreate / page pay / wap pay ask for, checked; `Err` is a failure node.
+    pub fn create_request<'a>(
+        &self,
+        biz: &'a Map<String, Value>,
         kind: Kind,
-        notify_url: Option<&str>,
-        return_url: Option<&str>,
-        out: &mut Vec<(Delivery, FaultSpec)>,
-    ) -> Result<TradeKey, Members> {
-        let now = now_ms();
+        now: Millis,
+    ) -> Result<(&'a str, Money, &'a str, Option<Millis>), Members> {
         let out_trade_no =
             biz_str(biz, "out_trade_no").ok_or_else(|| biz_fail("ACQ.INVALID_PARAMETER", "缺少 out_trade_no"))?;
         if !valid_out_trade_no(out_trade_no) {
@@ -359,40 +370,56 @@ impl Core {
                 return Err(biz_fail("ACQ.INVALID_PARAMETER", "product_code 不合法"));
             }
         }
-        let key = (app_id.to_string(), out_trade_no.to_string());
-        if let Some(t) = st.trades.get_mut(&key) {
-            if Self::injected_failure(t) {
-                return Err(system_busy());
-            }
-            self.expire_if_due(t, now, out);
-            return match t.status {
-                Status::Success | Status::Finished => Err(biz_fail("ACQ.TRADE_HAS_SUCCESS", "交易已被支付")),
-                Status::Closed => Err(biz_fail("ACQ.TRADE_HAS_CLOSE", "交易已经关闭")),
-                _ if t.total != total => Err(biz_fail("ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改")),
-                _ => {
-                    if let Some(u) = notify_url {
-                        t.notify_url = Some(u.to_string());
-                    }
-                    if let Some(u) = return_url {
-                        t.return_url = Some(u.to_string());
-                    }
-                    st.latest.insert(out_trade_no.to_string(), key.clone());
-                    Ok(key)
-                }
-            };
-        }
-        let mut faults = st.pending_faults.remove(out_trade_no).unwrap_or_else(|| st.default_faults.clone());
-        if std::mem::take(&mut faults.fail_next_call) {
-            st.pending_faults.insert(out_trade_no.to_string(), faults);
+        Ok((out_trade_no, total, subject, expire_ms))
+    }
+
+    /// The same order number asked for again: the existing trade if it may be paid.
+    pub fn repeat_create(
+        &self,
+        t: &mut Trade,
+        total: Money,
+        notify_url: Option<&str>,
+        return_url: Option<&str>,
+        now: Millis,
+        out: &mut Outbox,
+    ) -> Result<(), Members> {
+        if t.injected_failure() {
             return Err(system_busy());
         }
-        let trade_no = format!("{}22001{}", ymd(now), random_digits(15));
-        let token = crate::crypto::random_alnum(24);
-        let t = Trade {
+        self.expire_if_due(t, now, out);
+        match t.status {
+            Status::Success | Status::Finished => Err(biz_fail("ACQ.TRADE_HAS_SUCCESS", "交易已被支付")),
+            Status::Closed => Err(biz_fail("ACQ.TRADE_HAS_CLOSE", "交易已经关闭")),
+            _ if t.total != total => Err(biz_fail("ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改")),
+            _ => {
+                if let Some(u) = notify_url {
+                    t.notify_url = Some(u.to_string());
+                }
+                if let Some(u) = return_url {
+                    t.return_url = Some(u.to_string());
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A new trade.
+    pub fn new_trade(
+        &self,
+        app_id: &str,
+        req: (&str, Money, &str, Option<Millis>),
+        kind: Kind,
+        notify_url: Option<&str>,
+        return_url: Option<&str>,
+        faults: FaultSpec,
+        now: Millis,
+    ) -> Trade {
+        let (out_trade_no, total, subject, expire_ms) = req;
+        Trade {
             app_id: app_id.to_string(),
             out_trade_no: out_trade_no.to_string(),
-            trade_no: trade_no.clone(),
-            token: token.clone(),
+            trade_no: format!("{}22001{}", ymd(now), random_digits(15)),
+            token: crate::crypto::random_alnum(24),
             subject: subject.chars().take(256).collect(),
             total,
             kind,
@@ -409,41 +436,10 @@ impl Core {
             refunds: Vec::new(),
             faults,
             success_notice: None,
-        };
-        st.trades.insert(key.clone(), t);
-        st.tokens.insert(token, key.clone());
-        st.trade_nos.insert(trade_no, key.clone());
-        st.latest.insert(out_trade_no.to_string(), key.clone());
-        if let Some(at) = expire_ms {
-            self.schedule_expiry(key.clone(), at);
-        }
-        Ok(key)
-    }
-
-    pub fn precreate(
-        self: &Arc<Self>,
-        st: &mut State,
-        app_id: &str,
-        biz: &Map<String, Value>,
-        notify_url: Option<&str>,
-        out: &mut Vec<(Delivery, FaultSpec)>,
-    ) -> Members {
-        match self.open_trade(st, app_id, biz, Kind::Qr, notify_url, None, out) {
-            Ok(key) => {
-                let token = st.trades.get(&key).map(|t| t.token.clone()).unwrap_or_default();
-                ok(vec![("out_trade_no", key.1.clone().into()), ("qr_code", self.pay_url(&token).into())])
-            }
-            Err(m) => m,
         }
     }
 
-    pub fn query(
-        &self,
-        st: &mut State,
-        app_id: &str,
-        biz: &Map<String, Value>,
-        out: &mut Vec<(Delivery, FaultSpec)>,
-    ) -> Members {
+    pub fn query(&self, t: Option<&mut Trade>, biz: &Map<String, Value>, now: Millis, out: &mut Outbox) -> Members {
         let not_exist = |no: Option<&str>| {
             let mut m = biz_fail("ACQ.TRADE_NOT_EXIST", "交易不存在");
             m.push(("buyer_pay_amount", "0.00".into()));
@@ -458,12 +454,11 @@ impl Core {
         if biz_str(biz, "out_trade_no").is_none() && biz_str(biz, "trade_no").is_none() {
             return biz_fail("ACQ.INVALID_PARAMETER", "out_trade_no 和 trade_no 不能同时为空");
         }
-        let Some(key) = Self::find(st, app_id, biz) else { return not_exist(biz_str(biz, "out_trade_no")) };
-        let Some(t) = st.trades.get_mut(&key) else { return not_exist(None) };
-        if Self::injected_failure(t) {
+        let Some(t) = t else { return not_exist(biz_str(biz, "out_trade_no")) };
+        if t.injected_failure() {
             return system_busy();
         }
-        self.expire_if_due(t, now_ms(), out);
+        self.expire_if_due(t, now, out);
         if !t.exists_at_alipay() {
             return not_exist(Some(&t.out_trade_no));
         }
@@ -495,20 +490,12 @@ impl Core {
         ok(m)
     }
 
-    pub fn close(
-        &self,
-        st: &mut State,
-        app_id: &str,
-        biz: &Map<String, Value>,
-        out: &mut Vec<(Delivery, FaultSpec)>,
-    ) -> Members {
+    pub fn close(&self, t: Option<&mut Trade>, now: Millis, out: &mut Outbox) -> Members {
         let not_exist = || biz_fail("ACQ.TRADE_NOT_EXIST", "交易不存在");
-        let Some(key) = Self::find(st, app_id, biz) else { return not_exist() };
-        let Some(t) = st.trades.get_mut(&key) else { return not_exist() };
-        if Self::injected_failure(t) {
+        let Some(t) = t else { return not_exist() };
+        if t.injected_failure() {
             return system_busy();
         }
-        let now = now_ms();
         self.expire_if_due(t, now, out);
         let done = |t: &Trade| {
             ok(vec![("trade_no", t.trade_no.clone().into()), ("out_trade_no", t.out_trade_no.clone().into())])
@@ -534,13 +521,7 @@ impl Core {
         }
     }
 
-    pub fn refund(
-        &self,
-        st: &mut State,
-        app_id: &str,
-        biz: &Map<String, Value>,
-        out: &mut Vec<(Delivery, FaultSpec)>,
-    ) -> Members {
+    pub fn refund(&self, t: Option<&mut Trade>, biz: &Map<String, Value>, now: Millis, out: &mut Outbox) -> Members {
         let echo = |m: Members, no: &str| {
             let mut m = m;
             m.push(("out_trade_no", no.to_string().into()));
@@ -549,14 +530,12 @@ impl Core {
             m
         };
         let asked_no = biz_str(biz, "out_trade_no").unwrap_or("").to_string();
-        let Some(key) = Self::find(st, app_id, biz) else {
+        let Some(t) = t else {
             return echo(biz_fail("ACQ.TRADE_NOT_EXIST", "交易不存在"), &asked_no);
         };
-        let Some(t) = st.trades.get_mut(&key) else { return biz_fail("ACQ.TRADE_NOT_EXIST", "交易不存在") };
-        if Self::injected_failure(t) {
+        if t.injected_failure() {
             return system_busy();
         }
-        let now = now_ms();
         self.expire_if_due(t, now, out);
         let no = t.out_trade_no.clone();
         let amount = match amount(biz, "refund_amount") {
@@ -620,13 +599,12 @@ impl Core {
         answer(t, "Y", &refund)
     }
 
-    pub fn refund_query(&self, st: &mut State, app_id: &str, biz: &Map<String, Value>) -> Members {
-        let Some(key) = Self::find(st, app_id, biz) else { return biz_fail("ACQ.TRADE_NOT_EXIST", "交易不存在") };
-        let Some(t) = st.trades.get_mut(&key) else { return biz_fail("ACQ.TRADE_NOT_EXIST", "交易不存在") };
-        if Self::injected_failure(t) {
+    pub fn refund_query(&self, t: Option<&mut Trade>, biz: &Map<String, Value>) -> Members {
+        let Some(t) = t else { return biz_fail("ACQ.TRADE_NOT_EXIST", "交易不存在") };
+        if t.injected_failure() {
             return system_busy();
         }
-        let request_no = biz_str(biz, "out_request_no").unwrap_or(&t.out_trade_no);
+        let request_no = biz_str(biz, "out_request_no").unwrap_or(&t.out_trade_no).to_string();
         match t.refunds.iter().find(|r| r.out_request_no == request_no) {
             // Alipay answers 10000 without refund fields for an unknown request (A.6).
             None => ok(vec![]),
@@ -642,99 +620,6 @@ impl Core {
             ]),
         }
     }
-
-    /// `alipay.data.dataservice.bill.downloadurl.query` for `bill_type=trade`.
-    pub fn bill_url(&self, st: &mut State, app_id: &str, biz: &Map<String, Value>) -> Members {
-        let now = now_ms();
-        match biz_str(biz, "bill_type") {
-            Some("trade") => {}
-            Some(_) => return biz_fail("ACQ.INVALID_PARAMETER", "沙箱仅支持 bill_type=trade"),
-            None => return biz_fail("ACQ.INVALID_PARAMETER", "缺少 bill_type"),
-        }
-        let Some(date) = biz_str(biz, "bill_date") else {
-            return biz_fail("ACQ.INVALID_PARAMETER", "缺少 bill_date");
-        };
-        let Some(today) = clinicpay::time::local_date(now) else { return system_busy() };
-        let range = if let Some(d) = clinicpay::time::parse_date(date) {
-            d.succ_opt().map(|next| (d, next, d.format("%Y%m%d").to_string(), d >= today))
-        } else {
-            chrono::NaiveDate::parse_from_str(&format!("{date}-01"), "%Y-%m-%d")
-                .ok()
-                .filter(|_| date.len() == 7)
-                .and_then(|first| {
-                    first
-                        .checked_add_months(chrono::Months::new(1))
-                        .map(|next| (first, next, first.format("%Y%m").to_string(), next > today))
-                })
-        };
-        let Some((from, to, label, not_ready)) = range else {
-            return biz_fail("ACQ.INVALID_PARAMETER", "bill_date 格式错误");
-        };
-        if not_ready {
-            return biz_fail("isp.bill_not_exist", "账单不存在");
-        }
-        let token = crate::crypto::random_alnum(32);
-        let account = format!("{}0156", Self::seller_id(app_id));
-        st.bills.insert(
-            token.clone(),
-            super::BillLink {
-                app_id: app_id.to_string(),
-                from_ms: clinicpay::time::day_start(from),
-                to_ms: clinicpay::time::day_start(to),
-                label: label.clone(),
-                expires_ms: now + 30_000,
-            },
-        );
-        let url = format!(
-            "{}/sandbox/alipay/bills/{token}?bizType=trade&userId={}&fileType=csv.zip&bizDates={label}&downloadFileName={account}_{label}.csv.zip",
-            self.ctx.settings.base_url.trim_end_matches('/'),
-            Self::seller_id(app_id),
-        );
-        ok(vec![("bill_download_url", url.into())])
-    }
-
-    /// Rows of an app's bill between two instants: payments by payment time, refunds by refund time.
-    pub fn bill_rows(st: &State, app_id: &str, from_ms: Millis, to_ms: Millis) -> Vec<BillRow> {
-        let mut rows = Vec::new();
-        for t in st.trades.values().filter(|t| t.app_id == app_id) {
-            let base = |refund: bool, finished_ms: Millis, amount: Money, out_request_no: Option<String>| BillRow {
-                trade_no: t.trade_no.clone(),
-                out_trade_no: t.out_trade_no.clone(),
-                refund,
-                subject: t.subject.clone(),
-                created_ms: t.created_ms,
-                finished_ms,
-                amount,
-                out_request_no,
-                buyer_logon_id: BUYER_LOGON_ID.into(),
-            };
-            if let Some(paid) = t.paid_ms.filter(|p| (from_ms..to_ms).contains(p)) {
-                rows.push(base(false, paid, t.total, None));
-            }
-            for r in t.refunds.iter().filter(|r| (from_ms..to_ms).contains(&r.at_ms)) {
-                rows.push(base(true, r.at_ms, -r.amount, Some(r.out_request_no.clone())));
-            }
-        }
-        rows.sort_by(|a, b| a.finished_ms.cmp(&b.finished_ms).then(a.trade_no.cmp(&b.trade_no)));
-        rows
-    }
-}
-
-/// Alipay counts a notification as received when the body is `success` (A.8). A tolerant
-/// match (trimmed, any case) is accepted with a warning.
-pub fn alipay_accepted(status: u16, body: &[u8]) -> bool {
-    if status != 200 {
-        return false;
-    }
-    let text = String::from_utf8_lossy(body);
-    if text == "success" {
-        return true;
-    }
-    if text.trim().eq_ignore_ascii_case("success") {
-        tracing::warn!(reply = %text, "merchant answered an Alipay notification with a non-exact \"success\"");
-        return true;
-    }
-    false
 }
 
 #[cfg(test)]
@@ -761,6 +646,6 @@ mod tests {
             assert_eq!(parse_timeout_express(bad, now), None, "{bad}");
         }
         assert!(random_digits(40).bytes().all(|c| c.is_ascii_digit()));
-        assert_eq!(Core::seller_id("2021000000000001").len(), 16);
+        assert_eq!(seller_id("2021000000000001").len(), 16);
     }
 }

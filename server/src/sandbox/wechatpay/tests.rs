@@ -1,9 +1,15 @@
-//! Sandbox unit tests (router in-process, requests signed by hand as the SDKs do); the
-//! client ↔ sandbox tests over real HTTP are in `tests/integration/gw_wechatpay.rs`.
+//! Sandbox unit tests (router in-process, requests signed and answers read with our client's
+//! wire code, as the SDKs do); the client ↔ sandbox tests over real HTTP are in
+//! `tests/integration/gw_wechatpay.rs`.
 
 use super::*;
 use crate::crypto::test_keys::*;
-use crate::sandbox::{Courier, SandboxSettings};
+use crate::gateways::wechatpay::cert;
+use crate::gateways::wechatpay::wire::{
+    authorization, bill_statement_lines, decrypt_resource, maybe_gunzip, parse_bill, request_message, response_message,
+    BillLink, CertificateList, Notification, Refund, Transaction,
+};
+use crate::sandbox::SandboxSettings;
 use axum::http::Request;
 use tower::ServiceExt;
 
@@ -12,13 +18,29 @@ const APPID: &str = "wxd678efh567hg6787";
 const SERIAL: &str = "3775B6A45ACD588826D15E583A95F5DD00000001";
 const APIV3: &str = "sandboxAPIv3Key0123456789abcdefg";
 
-fn sandbox() -> Arc<WechatSandbox> {
-    let settings =
-        Arc::new(SandboxSettings { base_url: "http://sandbox.test".into(), time_scale_permille: 1, key_dir: None });
-    let courier = Arc::new(Courier::new(settings.clone()));
-    let s = Arc::new(WechatSandbox::new(SandboxCtx { settings, courier }).unwrap());
-    s.register_merchant(MCHID, APPID, SERIAL, MERCHANT_PUBLIC, APIV3).unwrap();
+fn settings(dir: Option<&std::path::Path>) -> SandboxSettings {
+    match dir {
+        Some(d) => SandboxSettings::in_dir("http://sandbox.test".into(), 1, d),
+        None => SandboxSettings {
+            base_url: "http://sandbox.test".into(),
+            time_scale_permille: 1,
+            key_dir: None,
+            state_file: None,
+        },
+    }
+}
+
+async fn sandbox_in(dir: Option<&std::path::Path>) -> Arc<WechatSandbox> {
+    let ctx = SandboxCtx::open(settings(dir)).await.unwrap().for_sandbox();
+    let s = Arc::new(WechatSandbox::new(ctx.clone()).unwrap());
+    // the timer completes refunds, as in the running server
+    super::super::spawn_timer(&s, &ctx);
+    s.register_merchant(MCHID, APPID, SERIAL, MERCHANT_PUBLIC, APIV3).await.unwrap();
     s
+}
+
+async fn sandbox() -> Arc<WechatSandbox> {
+    sandbox_in(None).await
 }
 
 fn app(s: &Arc<WechatSandbox>) -> axum::Router {
@@ -89,7 +111,7 @@ fn native_body(no: &str, total: i64) -> String {
 
 #[tokio::test]
 async fn signature_over_either_path_and_signed_answers() {
-    let s = sandbox();
+    let s = sandbox().await;
     let app = app(&s);
     let platform = PublicKey::parse(&s.platform_public_key()).unwrap();
     let target = "/sandbox/wechatpay/v3/pay/transactions/native";
@@ -123,7 +145,7 @@ async fn signature_over_either_path_and_signed_answers() {
 
 #[tokio::test]
 async fn key_choice_follows_wechatpay_serial() {
-    let s = sandbox();
+    let s = sandbox().await;
     let app = app(&s);
     let (cert_serial, cert_pem) = s.platform_certificate();
     let parsed = cert::parse_certificate_pem(&cert_pem).unwrap();
@@ -147,7 +169,7 @@ async fn key_choice_follows_wechatpay_serial() {
     let pem = decrypt_resource(APIV3.as_bytes(), &list.data[0].encrypt_certificate).unwrap();
     assert_eq!(String::from_utf8(pem).unwrap(), cert_pem);
     // a request naming the public key id switches back
-    let (_, id) = s.register_merchant(MCHID, APPID, SERIAL, MERCHANT_PUBLIC, APIV3).unwrap();
+    let (_, id) = s.register_merchant(MCHID, APPID, SERIAL, MERCHANT_PUBLIC, APIV3).await.unwrap();
     let a = call(&app, "POST", target, target, &native_body("SBX0000011", 1), Some(&id)).await;
     assert_eq!(a.header("wechatpay-serial"), id);
     assert!(a.verifies_with(&platform));
@@ -155,7 +177,7 @@ async fn key_choice_follows_wechatpay_serial() {
 
 #[tokio::test]
 async fn trade_lifecycle_and_errors() {
-    let s = sandbox();
+    let s = sandbox().await;
     let app = app(&s);
     let platform = PublicKey::parse(&s.platform_public_key()).unwrap();
     let native = "/sandbox/wechatpay/v3/pay/transactions/native";
@@ -183,15 +205,15 @@ async fn trade_lifecycle_and_errors() {
     let a = call(&app, "GET", q3, q3, "", None).await;
     assert_eq!((a.status, a.json()["code"].as_str().unwrap()), (404, "ORDER_NOT_EXIST"));
     // fail_next_call fails exactly one call
-    s.set_faults("SBX0000020", FaultSpec { fail_next_call: true, drop: true, ..Default::default() }).unwrap();
+    s.set_faults("SBX0000020", FaultSpec { fail_next_call: true, drop: true, ..Default::default() }).await.unwrap();
     assert_eq!(call(&app, "GET", q, q, "", None).await.status, 500);
     assert_eq!(call(&app, "GET", q, q, "", None).await.status, 200);
     // pay → SUCCESS; the notification body decrypts to the transaction
-    s.pay("SBX0000020").unwrap();
+    s.pay("SBX0000020").await.unwrap();
     let a = call(&app, "GET", q, q, "", None).await;
     let t: Transaction = serde_json::from_slice(&a.body).unwrap();
     assert_eq!(t.trade_state, "SUCCESS");
-    let (headers, body) = s.signed_success_notification("SBX0000020").unwrap();
+    let (headers, body) = s.signed_success_notification("SBX0000020").await.unwrap();
     let h = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone()).unwrap();
     assert!(platform.verify_sha256_b64(
         &response_message(&h("wechatpay-timestamp"), &h("wechatpay-nonce"), &body),
@@ -204,7 +226,7 @@ async fn trade_lifecycle_and_errors() {
     assert_eq!(plain.transaction_id, t.transaction_id);
     assert_eq!(plain.transaction_id.as_deref().map(str::len), Some(28));
     // the same event id on every build
-    let (_, body2) = s.signed_success_notification("SBX0000020").unwrap();
+    let (_, body2) = s.signed_success_notification("SBX0000020").await.unwrap();
     assert_eq!(body, body2);
     // a paid order cannot be closed; query by transaction id works
     let close = "/sandbox/wechatpay/v3/pay/transactions/out-trade-no/SBX0000020/close";
@@ -220,31 +242,31 @@ async fn trade_lifecycle_and_errors() {
     assert_eq!(a.status, 204);
     assert!(a.body.is_empty());
     assert!(a.verifies_with(&platform));
-    assert_eq!(s.trade_state("SBX0000022").as_deref(), Some("CLOSED"));
-    assert!(s.pay("SBX0000022").is_err());
+    assert_eq!(s.trade_state("SBX0000022").await.as_deref(), Some("CLOSED"));
+    assert!(s.pay("SBX0000022").await.is_err());
     let a = call(&app, "POST", native, native, &native_body("SBX0000022", 100), None).await;
     assert_eq!(a.json()["code"], "ORDER_CLOSED");
 }
 
 #[tokio::test]
 async fn time_expire_closes_the_trade() {
-    let s = sandbox();
+    let s = sandbox().await;
     let app = app(&s);
     let native = "/sandbox/wechatpay/v3/pay/transactions/native";
     let body = native_body("SBX0000030", 100)
         .replace(r#""notify_url""#, &format!(r#""time_expire":"{}","notify_url""#, rfc3339_beijing(now_ms() - 1000)));
     assert_eq!(call(&app, "POST", native, native, &body, None).await.status, 200);
-    assert_eq!(s.trade_state("SBX0000030").as_deref(), Some("CLOSED"));
-    assert!(s.pay("SBX0000030").is_err());
+    assert_eq!(s.trade_state("SBX0000030").await.as_deref(), Some("CLOSED"));
+    assert!(s.pay("SBX0000030").await.is_err());
 }
 
 #[tokio::test]
 async fn refunds_and_bill() {
-    let s = sandbox();
+    let s = sandbox().await;
     let app = app(&s);
     let native = "/sandbox/wechatpay/v3/pay/transactions/native";
     call(&app, "POST", native, native, &native_body("SBX0000040", 1000), None).await;
-    s.set_faults("SBX0000040", FaultSpec { drop: true, ..Default::default() }).unwrap();
+    s.set_faults("SBX0000040", FaultSpec { drop: true, ..Default::default() }).await.unwrap();
     let refunds = "/sandbox/wechatpay/v3/refund/domestic/refunds";
     let refund = |no: &str, amount: i64| {
         format!(
@@ -254,7 +276,7 @@ async fn refunds_and_bill() {
     // unpaid: no refund
     let a = call(&app, "POST", refunds, refunds, &refund("R1", 100), None).await;
     assert_eq!((a.status, a.json()["code"].as_str().unwrap()), (404, "RESOURCE_NOT_EXISTS"));
-    s.pay("SBX0000040").unwrap();
+    s.pay("SBX0000040").await.unwrap();
     let a = call(&app, "POST", refunds, refunds, &refund("R1", 300), None).await;
     assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
     let r: Refund = serde_json::from_slice(&a.body).unwrap();
@@ -265,7 +287,7 @@ async fn refunds_and_bill() {
     assert_eq!(again.refund_id, r.refund_id);
     let a = call(&app, "POST", refunds, refunds, &refund("R2", 701), None).await;
     assert_eq!((a.status, a.json()["code"].as_str().unwrap()), (400, "INVALID_REQUEST"));
-    assert_eq!(s.trade_state("SBX0000040").as_deref(), Some("REFUND"));
+    assert_eq!(s.trade_state("SBX0000040").await.as_deref(), Some("REFUND"));
     // PROCESSING → SUCCESS shortly after
     let q = "/sandbox/wechatpay/v3/refund/domestic/refunds/R1";
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -311,11 +333,11 @@ async fn refunds_and_bill() {
 
 #[tokio::test]
 async fn payer_page_and_control_api() {
-    let s = sandbox();
+    let s = sandbox().await;
     let app = app(&s);
     let native = "/sandbox/wechatpay/v3/pay/transactions/native";
     let a = call(&app, "POST", native, native, &native_body("SBX0000050", 1234), None).await;
-    s.set_faults("SBX0000050", FaultSpec { drop: true, ..Default::default() }).unwrap();
+    s.set_faults("SBX0000050", FaultSpec { drop: true, ..Default::default() }).await.unwrap();
     let page = a.json()["code_url"].as_str().unwrap().strip_prefix("http://sandbox.test").unwrap().to_string();
     let get_page = |p: String| Request::builder().uri(p).body(Body::empty()).unwrap();
     let html = String::from_utf8(send(&app, get_page(page.clone())).await.body).unwrap();
@@ -353,4 +375,29 @@ async fn payer_page_and_control_api() {
     assert!(v["platform_public_key"].as_str().unwrap().contains("BEGIN PUBLIC KEY"));
     let a = send(&app, post("/sandbox/wechatpay/merchants", r#"{"mchid":"1"}"#)).await;
     assert_eq!(a.status, 400);
+}
+
+#[tokio::test]
+async fn a_restart_forgets_nothing_and_transaction_ids_never_repeat() {
+    let dir = std::env::temp_dir().join(format!("cp-wechat-sandbox-{}", crypto::random_alnum(8)));
+    let native = "/sandbox/wechatpay/v3/pay/transactions/native";
+    let q = "/sandbox/wechatpay/v3/pay/transactions/out-trade-no/SBX0000060?mchid=1230000109";
+    let first_id = {
+        let s = sandbox_in(Some(&dir)).await;
+        let app = app(&s);
+        assert_eq!(call(&app, "POST", native, native, &native_body("SBX0000060", 100), None).await.status, 200);
+        s.pay("SBX0000060").await.unwrap();
+        let t: Transaction = serde_json::from_slice(&call(&app, "GET", q, q, "", None).await.body).unwrap();
+        t.transaction_id.unwrap()
+    };
+    let s = sandbox_in(Some(&dir)).await;
+    let app = app(&s);
+    let t: Transaction = serde_json::from_slice(&call(&app, "GET", q, q, "", None).await.body).unwrap();
+    assert_eq!((t.trade_state.as_str(), t.transaction_id.as_deref()), ("SUCCESS", Some(first_id.as_str())));
+    call(&app, "POST", native, native, &native_body("SBX0000061", 100), None).await;
+    s.pay("SBX0000061").await.unwrap();
+    let q2 = "/sandbox/wechatpay/v3/pay/transactions/out-trade-no/SBX0000061?mchid=1230000109";
+    let t2: Transaction = serde_json::from_slice(&call(&app, "GET", q2, q2, "", None).await.body).unwrap();
+    assert_ne!(t2.transaction_id.as_deref(), Some(first_id.as_str()), "a new payment never reuses an id");
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -262,13 +262,16 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
 }
 
+/// X.509 certificates (WeChat Pay platform certificates): read and made.
+pub mod x509;
+
 #[cfg(test)]
 pub mod test_keys {
     //! The test-only keys of PROTOCOLS.md's appendix (never use outside tests).
-    pub const MERCHANT_PRIVATE: &str = include_str!("../tests/fixtures/merchant_private.pem");
-    pub const MERCHANT_PUBLIC: &str = include_str!("../tests/fixtures/merchant_public.pem");
-    pub const PROVIDER_PRIVATE: &str = include_str!("../tests/fixtures/provider_private.pem");
-    pub const PROVIDER_PUBLIC: &str = include_str!("../tests/fixtures/provider_public.pem");
+    pub const MERCHANT_PRIVATE: &str = include_str!("../../tests/fixtures/merchant_private.pem");
+    pub const MERCHANT_PUBLIC: &str = include_str!("../../tests/fixtures/merchant_public.pem");
+    pub const PROVIDER_PRIVATE: &str = include_str!("../../tests/fixtures/provider_private.pem");
+    pub const PROVIDER_PUBLIC: &str = include_str!("../../tests/fixtures/provider_public.pem");
 }
 
 #[cfg(test)]

@@ -108,10 +108,10 @@ mod tests {
 
     #[test]
     fn appendix_certificate_parses() {
-        let pem = include_str!("../../../tests/fixtures/provider_cert.pem");
+        let pem = include_str!("../../tests/fixtures/provider_cert.pem");
         let c = parse_certificate_pem(pem).unwrap();
         assert_eq!(c.serial_no, "5157F09EFDC096DE15EBE81A47057A7232F1B8E1");
-        let provider = PublicKey::parse(include_str!("../../../tests/fixtures/provider_public.pem")).unwrap();
+        let provider = PublicKey::parse(include_str!("../../tests/fixtures/provider_public.pem")).unwrap();
         assert_eq!(c.public_key, provider);
         // 2024-01-01T00:00:00+08:00 .. 2034-01-01T00:00:00+08:00
         assert_eq!(c.not_before_unix, 1_704_038_400);
@@ -122,7 +122,7 @@ mod tests {
 
     #[test]
     fn self_signed_round_trip() {
-        let key = PrivateKey::parse(include_str!("../../../tests/fixtures/provider_private.pem")).unwrap();
+        let key = PrivateKey::parse(include_str!("../../tests/fixtures/provider_private.pem")).unwrap();
         let serial = hex::decode("5157F09EFDC096DE15EBE81A47057A7232F1B8E1").unwrap();
         let pem = self_signed_certificate(
             &key,
