@@ -9,3 +9,4 @@ mod helpers;
 mod http_app;
 mod reliability;
 mod store_contract;
+mod upgrade;
