@@ -40,6 +40,17 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Drains the histograms' pending samples every few seconds, for as long as the app runs.
+    /// The exporter keeps each sample until upkeep or a scrape folds it into the buckets: without
+    /// this, a server nobody scrapes grows by every request it serves.
+    pub async fn upkeep(self: std::sync::Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            self.handle.run_upkeep();
+        }
+    }
+
     pub fn observe_request(&self, route: &str, method: &str, status: u16, took: Duration) {
         with_local_recorder(&self.recorder, || {
             counter!("clinicpay_http_requests_total", "route" => route.to_string(), "method" => method.to_string(),

@@ -129,6 +129,7 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let workers = self.cfg.run_workers.then(|| tokio::spawn(run_workers(self.services.clone())));
+        let upkeep = tokio::spawn(self.metrics.clone().upkeep());
         let r = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await
@@ -136,6 +137,7 @@ impl Application {
         if let Some(w) = workers {
             w.abort();
         }
+        upkeep.abort();
         r
     }
 }

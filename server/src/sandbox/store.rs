@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS trades (
 CREATE INDEX IF NOT EXISTS trades_token ON trades (sandbox, token);
 CREATE INDEX IF NOT EXISTS trades_txn ON trades (sandbox, provider_txn_id);
 CREATE INDEX IF NOT EXISTS trades_latest ON trades (sandbox, out_trade_no, seq);
+CREATE INDEX IF NOT EXISTS trades_seq ON trades (seq);
 CREATE INDEX IF NOT EXISTS trades_money ON trades (sandbox, account, money_to_ms);
 CREATE INDEX IF NOT EXISTS trades_wake ON trades (sandbox, wake_ms);
 CREATE TABLE IF NOT EXISTS refund_numbers (

@@ -1,6 +1,7 @@
 //! Unit tests: PROTOCOLS.md D.1 (T-W1..T-W4, T-W6) and D.2 (W1..W6) vectors, parser edge cases,
 //! and a property test that notification handling never panics.
 
+use super::notify::open_notification;
 use super::vectors::*;
 use super::*;
 use crate::crypto::test_keys::*;

@@ -1,0 +1,61 @@
+//! `clinicpay-bench`: measurements the issues ask for, printed with the ceilings measured in the
+//! same run. Not a test: it runs the release server as a child process on loopback with a fresh
+//! database, loads it with a bounded number of requests, and prints figures.
+//!
+//!   clinicpay-bench pages   [--db sqlite|postgres]   bills list + dashboard, 50 clients; RSS
+//!   clinicpay-bench crypto                            sign / verify / decrypt vs `openssl speed`
+//!   clinicpay-bench verify                            notification endpoint, verification only
+//!   clinicpay-bench apply   [--db …] [--sessions N] [--runs R]
+//!                                                     session creation (20 clients), notification
+//!                                                     apply throughput vs the database's ceiling,
+//!                                                     charge screen render, RSS
+//!
+//! PostgreSQL runs use `CLINICPAY_BENCH_PG_URL` (default postgres://postgres@127.0.0.1:5432/postgres)
+//! to create a fresh database.
+
+// Floats here are timings and rates, never money.
+#![allow(clippy::float_arithmetic)]
+
+use anyhow::{bail, Context, Result};
+use clinicpay::billing::{price_items, Bill, BillStatus, ItemCategory, NewBillItem, Patient};
+use clinicpay::ids::{BillId, PatientId};
+use clinicpay::money::Money;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+mod apply;
+mod crypto;
+mod harness;
+mod pages;
+
+use apply::*;
+use crypto::*;
+use harness::*;
+use pages::*;
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let scenario = std::env::args().nth(1).unwrap_or_default();
+    let db = arg("--db").unwrap_or_else(|| "sqlite".into());
+    match scenario.as_str() {
+        "pages" => bench_pages(&db).await,
+        "crypto" => bench_crypto(),
+        "verify" => bench_verify().await,
+        "apply" => bench_apply(&db).await,
+        _ => {
+            eprintln!(
+                "usage: clinicpay-bench pages|crypto|verify|apply [--db sqlite|postgres] [--sessions N] [--runs R]"
+            );
+            std::process::exit(2)
+        }
+    }
+}
