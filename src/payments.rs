@@ -471,6 +471,9 @@ pub enum Rejection {
     ContentType(String),
     #[error("signature does not verify")]
     BadSignature,
+    /// A signature algorithm the channel does not accept (Alipay: RSA2 only, never SHA-1 `RSA`).
+    #[error("sign_type {0:?} is refused: only RSA2 is accepted")]
+    SignType(String),
     #[error("timestamp outside the allowed window")]
     Stale,
     #[error("unknown merchant account {0}")]
@@ -491,6 +494,7 @@ impl Rejection {
             Rejection::Malformed(_) => "malformed",
             Rejection::ContentType(_) => "content_type",
             Rejection::BadSignature => "bad_signature",
+            Rejection::SignType(_) => "sign_type_refused",
             Rejection::Stale => "stale",
             Rejection::UnknownAccount(_) => "unknown_account",
             Rejection::Decrypt => "decrypt_failed",
@@ -501,9 +505,46 @@ impl Rejection {
     }
 }
 
+/// The longest reason text stored with a notification or a refund attempt, in characters.
+pub const REASON_MAX_CHARS: usize = 300;
+
+/// A reason as it may be stored and shown: control characters (a NUL byte from a hostile
+/// body, which PostgreSQL's TEXT refuses; line breaks that would forge log lines) written as
+/// `\u{..}` escapes, and at most [`REASON_MAX_CHARS`] characters (an ellipsis marks the cut).
+pub fn printable_reason(text: &str) -> String {
+    let mut escaped: Vec<char> = Vec::with_capacity(text.len().min(REASON_MAX_CHARS + 1));
+    for c in text.chars() {
+        if c.is_control() {
+            escaped.extend(format!("\\u{{{:x}}}", c as u32).chars());
+        } else {
+            escaped.push(c);
+        }
+        if escaped.len() > REASON_MAX_CHARS {
+            escaped.truncate(REASON_MAX_CHARS - 1);
+            escaped.push('…');
+            break;
+        }
+    }
+    escaped.into_iter().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reasons_are_printable_and_bounded() {
+        assert_eq!(printable_reason("malformed: %00=a"), "malformed: %00=a");
+        assert_eq!(printable_reason("a\0b\nc"), "a\\u{0}b\\u{a}c");
+        assert!(!printable_reason("\0\0\0").contains('\0'));
+        let long = "是".repeat(1000);
+        let r = printable_reason(&long);
+        assert_eq!(r.chars().count(), REASON_MAX_CHARS);
+        assert_eq!(printable_reason(&"x".repeat(REASON_MAX_CHARS)), "x".repeat(REASON_MAX_CHARS));
+        assert!(r.ends_with('…'));
+        let nuls = "\0".repeat(1000);
+        assert!(printable_reason(&nuls).chars().count() <= REASON_MAX_CHARS);
+    }
 
     #[test]
     fn method_names() {

@@ -328,8 +328,24 @@ impl ProviderRefundStatus {
         ProviderRefundStatus::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
+    /// No more attempts are made (the worker stops). `Failed` is final for our attempts but
+    /// not for the provider's word: see [`ProviderRefundStatus::can_become`].
     pub fn is_final(self) -> bool {
         matches!(self, ProviderRefundStatus::Succeeded | ProviderRefundStatus::Failed)
+    }
+
+    /// The transitions a refund may make. The provider is the authority on money that left:
+    /// a refund we gave up on (WeChat's REFUND.ABNORMAL, five failed submissions) that the
+    /// provider later reports as succeeded is booked as succeeded; a refund finance decides
+    /// again is the same refund (same `out_refund_no`) submitted again, so the provider can
+    /// never pay it twice. A succeeded refund never changes.
+    pub fn can_become(self, to: ProviderRefundStatus) -> bool {
+        use ProviderRefundStatus::*;
+        match (self, to) {
+            (Pending | Processing, Processing | Succeeded | Failed) => true,
+            (Failed, Succeeded | Pending) => true,
+            _ => false,
+        }
     }
 }
 

@@ -60,6 +60,16 @@ pub struct ThrottleState {
     pub locked_until_ms: Millis,
 }
 
+/// What reserving a login attempt found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleReservation {
+    /// The key is locked: the attempt is refused before any password check.
+    Refused { locked_until_ms: Millis },
+    /// The attempt may go ahead; `attempt` is its number in the window (this one included)
+    /// and `placed_lock` says that it reached the limit and locked the key for the next ones.
+    Reserved { attempt: i64, placed_lock: bool },
+}
+
 #[derive(Debug, Clone)]
 pub struct NewAuthSession {
     pub token_hash: String,
@@ -113,16 +123,21 @@ pub trait AuthStore: Send + Sync {
     async fn delete_auth_session(&self, token_hash: &str, audit: Option<&AuditInput>) -> StoreResult<()>;
 
     async fn throttle_get(&self, key: &str) -> StoreResult<ThrottleState>;
-    /// Records one failure in one transaction; starts a new window when the old one ended and
-    /// locks the key when `lock_after` failures fall in one window.
-    async fn throttle_fail(
+    /// Reserves one login attempt for `key` before the password is checked, in one transaction
+    /// on a row that exists before it is locked (so parallel attempts queue on it): refused
+    /// while the key is locked; otherwise counted as a failure (a new window when the old one
+    /// ended), and the attempt that reaches `lock_after` locks the key. A successful login gives
+    /// its reservation back ([`AuthStore::throttle_release`] / [`AuthStore::throttle_clear`]).
+    async fn throttle_reserve(
         &self,
         key: &str,
         now_ms: Millis,
         window_ms: Millis,
         lock_after: i64,
         lock_ms: Millis,
-    ) -> StoreResult<ThrottleState>;
+    ) -> StoreResult<ThrottleReservation>;
+    /// Gives back one reservation that turned out to be a success (and the lock it placed).
+    async fn throttle_release(&self, key: &str, placed_lock: bool) -> StoreResult<()>;
     async fn throttle_clear(&self, key: &str) -> StoreResult<()>;
 
     // API tokens, stored as SHA-256 hashes

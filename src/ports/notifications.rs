@@ -51,8 +51,17 @@ pub trait NotificationStore: Send + Sync {
     async fn insert_notifications(&self, ns: &[NewNotification]) -> StoreResult<()>;
     async fn finish_notification(&self, id: &NotificationId, r: &NotificationResult) -> StoreResult<()>;
     async fn list_notifications(&self, limit: i64) -> StoreResult<Vec<NotificationView>>;
-    /// Notifications still `received` after `before_ms` (processing died): to be re-driven.
-    async fn unfinished_notifications(&self, before_ms: Millis, limit: i64) -> StoreResult<Vec<StoredNotification>>;
+    /// Notifications still `received` after `before_ms` (processing died) and re-driven fewer
+    /// than `max_attempts` times, oldest first: to be re-driven.
+    async fn unfinished_notifications(
+        &self,
+        before_ms: Millis,
+        max_attempts: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredNotification>>;
+    /// Counts one re-drive attempt at a notification still `received` (compare-and-set) and
+    /// returns the attempts made so far, this one included; `None` when it was finished meanwhile.
+    async fn count_redrive_attempt(&self, id: &NotificationId) -> StoreResult<Option<i64>>;
     /// Records a provider event id; false when it was recorded before (a duplicate).
     async fn record_provider_event(
         &self,

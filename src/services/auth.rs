@@ -3,7 +3,7 @@
 use super::{ServiceError, ServiceResult, Services};
 use crate::auth::{password_problem, valid_username, CurrentUser, Role};
 use crate::ids::{AuditId, UserId};
-use crate::ports::{AuditInput, NewAuthSession, ThrottleState, UserRecord};
+use crate::ports::{AuditInput, NewAuthSession, ThrottleReservation, UserRecord};
 use crate::time::Millis;
 use crate::views::{AuditEntryView, UserView};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -127,10 +127,6 @@ impl Services {
         }
     }
 
-    fn throttle_wait(&self, st: &ThrottleState, now: Millis) -> Option<i64> {
-        (st.locked_until_ms > now).then(|| ((st.locked_until_ms - now) / 1000).max(1))
-    }
-
     /// Checks a user name and password, with throttling per user and per address.
     #[tracing::instrument(skip_all, fields(username = %input.username))]
     pub async fn login(&self, input: LoginInput) -> ServiceResult<LoginOk> {
@@ -144,13 +140,30 @@ impl Services {
         let policy = self.config.throttle;
         let user_key = format!("user:{username}");
         let addr_key = format!("addr:{}", input.ip);
+        // S1: an attempt is reserved (counted) before the password is checked, so a burst of
+        // parallel guesses gets at most `lock_after` password checks, never one per request.
         let now = self.now();
-        for key in [&user_key, &addr_key] {
-            let st = self.store.throttle_get(key).await?;
-            if let Some(wait) = self.throttle_wait(&st, now) {
-                return Err(ServiceError::TooManyRequests { retry_after_s: wait });
+        let refused = |until: Millis| ServiceError::TooManyRequests { retry_after_s: ((until - now) / 1000).max(1) };
+        let (user_attempt, user_lock) = match self
+            .store
+            .throttle_reserve(&user_key, now, policy.window_ms, policy.user_lock_after, policy.lock_ms)
+            .await?
+        {
+            ThrottleReservation::Refused { locked_until_ms } => return Err(refused(locked_until_ms)),
+            ThrottleReservation::Reserved { attempt, placed_lock } => (attempt, placed_lock),
+        };
+        let (addr_attempt, addr_lock) = match self
+            .store
+            .throttle_reserve(&addr_key, now, policy.window_ms, policy.addr_lock_after, policy.lock_ms)
+            .await?
+        {
+            ThrottleReservation::Refused { locked_until_ms } => {
+                // no password was checked: the user's reservation goes back
+                self.store.throttle_release(&user_key, user_lock).await?;
+                return Err(refused(locked_until_ms));
             }
-        }
+            ThrottleReservation::Reserved { attempt, placed_lock } => (attempt, placed_lock),
+        };
 
         let user = self.store.user_by_username(&username).await?;
         let ok = verify_blocking(input.password.clone(), user.as_ref().map(|u| u.password_hash.clone())).await;
@@ -165,15 +178,6 @@ impl Services {
                     Some(u) if u.demo && self.config.production && ok => "demo_user_in_production",
                     _ => "wrong_password",
                 };
-                let now = self.now();
-                let su = self
-                    .store
-                    .throttle_fail(&user_key, now, policy.window_ms, policy.user_lock_after, policy.lock_ms)
-                    .await?;
-                let sa = self
-                    .store
-                    .throttle_fail(&addr_key, now, policy.window_ms, policy.addr_lock_after, policy.lock_ms)
-                    .await?;
                 self.store
                     .append_audit(&self.audit_input(
                         &actor,
@@ -183,7 +187,7 @@ impl Services {
                         serde_json::json!({ "reason": reason }),
                     ))
                     .await?;
-                let failures = su.failures.max(sa.failures);
+                let failures = user_attempt.max(addr_attempt);
                 if failures > policy.slow_after {
                     let delay = (policy.delay_step_ms * (failures - policy.slow_after) as u64).min(policy.max_delay_ms);
                     tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
@@ -201,6 +205,7 @@ impl Services {
         };
 
         self.store.throttle_clear(&user_key).await?;
+        self.store.throttle_release(&addr_key, addr_lock).await?;
         let token = new_token();
         let now = self.now();
         let expires = now + self.config.session_ttl_ms;

@@ -1,6 +1,11 @@
 //! Group commit: requests that arrive while a batch is being written wait and go together in the
 //! next one, each in its own savepoint, all in one durable commit. Nobody waits on purpose: an
 //! idle system writes batches of one.
+//!
+//! Supervised: each batch runs in its own task, so a panic while writing one (a bug, a driver
+//! fault) fails that batch's callers — they get `None` and answer the provider "fail", which
+//! retries — and the worker goes on with the next batch. A worker loop never ends while the
+//! batcher is alive (SQLite has exactly one writer: losing it would fail every later payment).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -40,9 +45,14 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
                         }
                     }
                     let (items, replies): (Vec<I>, Vec<oneshot::Sender<O>>) = batch.into_iter().unzip();
-                    let outputs = process(items).await;
-                    for (reply, out) in replies.into_iter().zip(outputs) {
-                        let _ = reply.send(out);
+                    match tokio::spawn(process(items)).await {
+                        Ok(outputs) => {
+                            for (reply, out) in replies.into_iter().zip(outputs) {
+                                let _ = reply.send(out);
+                            }
+                        }
+                        // the batch's callers see their reply dropped: `submit` returns None
+                        Err(e) => tracing::error!(error = %e, size = replies.len(), "a group-commit batch panicked"),
                     }
                 }
             });
@@ -82,5 +92,23 @@ mod tests {
         let sizes = batches.lock().unwrap().clone();
         assert_eq!(sizes.iter().sum::<usize>(), 50);
         assert!(sizes.iter().all(|s| *s <= 8));
+    }
+
+    /// Issue 13 #8: a panic while writing one batch fails only that batch; the single worker
+    /// (SQLite's only writer) goes on serving every later request.
+    #[tokio::test]
+    async fn a_panicking_batch_does_not_end_the_worker() {
+        let b = Batcher::spawn(4, 1, |items: Vec<u32>| async move {
+            if items.contains(&13) {
+                panic!("writer fault");
+            }
+            items.into_iter().map(|i| i + 1).collect::<Vec<_>>()
+        });
+        assert_eq!(b.submit(13).await, None, "the failed batch's caller is told");
+        for i in 100..120u32 {
+            assert_eq!(b.submit(i).await, Some(i + 1), "request {i} after the panic");
+        }
+        assert_eq!(b.submit(13).await, None, "it fails again, alone");
+        assert_eq!(b.submit(7).await, Some(8));
     }
 }

@@ -85,6 +85,21 @@ impl Services {
         Ok(processed.result.status)
     }
 
+    /// The last re-drive attempt at a notification that could not be finished: recorded as
+    /// `failed` with why, so it stops being re-driven (the provider's own retries still apply it).
+    pub(super) async fn give_up_notification(
+        &self,
+        n: &StoredNotification,
+        attempts: i64,
+    ) -> anyhow::Result<NotificationStatus> {
+        let r = self.result(
+            NotificationStatus::Failed,
+            Some(format!("redrive_gave_up: not finished after {attempts} re-drive attempts")),
+        );
+        self.store.finish_notification(&n.id, &r).await?;
+        Ok(r.status)
+    }
+
     /// Verify → apply → record, for a notification already stored.
     async fn handle_stored(&self, n: &StoredNotification, raw: &RawNotification) -> NotificationOutcome {
         let processed = self.process(n, raw).await;
@@ -112,7 +127,10 @@ impl Services {
     #[tracing::instrument(skip_all, fields(notification = %n.id))]
     async fn process(&self, n: &StoredNotification, raw: &RawNotification) -> Processed {
         let provider = n.provider;
-        let now = self.now();
+        // Time windows (WeChat, bank) are checked against when the request reached us, as stored
+        // durably before anything else: a notification re-driven after an outage is as fresh as
+        // it was on arrival.
+        let now = n.received_at_ms;
         let (channel, gateway) = match self.gateways.for_notification(provider, raw, now).await {
             Ok(x) => x,
             Err(rej) => {

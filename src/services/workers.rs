@@ -264,19 +264,34 @@ impl Services {
         Ok(ids.len())
     }
 
-    /// Notifications stored but never finished (the process died mid-way) are processed again.
+    /// Notifications stored but never finished (the process died mid-way) are processed again,
+    /// each at most [`REDRIVE_MAX_ATTEMPTS`] times: one that still cannot be finished is given up
+    /// to `failed` (the raw request stays stored for a person to look at) and no longer holds
+    /// up the ones behind it.
     pub async fn redrive_step(&self) -> ServiceResult<usize> {
-        let stuck = self.store.unfinished_notifications(self.now() - self.config.redrive_after_ms, 50).await?;
+        let stuck = self
+            .store
+            .unfinished_notifications(self.now() - self.config.redrive_after_ms, REDRIVE_MAX_ATTEMPTS, 50)
+            .await?;
         let mut n = 0;
         for s in &stuck {
-            match self.redrive_notification(s).await {
+            let Some(attempt) = self.store.count_redrive_attempt(&s.id).await? else { continue };
+            let outcome = if attempt >= REDRIVE_MAX_ATTEMPTS {
+                self.give_up_notification(s, attempt).await
+            } else {
+                self.redrive_notification(s).await
+            };
+            match outcome {
                 Ok(status) => {
-                    tracing::info!(notification = %s.id, status = %status, "re-drove a stored notification");
+                    tracing::info!(notification = %s.id, status = %status, attempt, "re-drove a stored notification");
                     n += 1;
                 }
-                Err(e) => tracing::warn!(notification = %s.id, error = %e, "re-driving failed"),
+                Err(e) => tracing::warn!(notification = %s.id, attempt, error = %e, "re-driving failed"),
             }
         }
         Ok(n)
     }
 }
+
+/// How many times re-drive tries one stored notification before giving it up to `failed`.
+pub const REDRIVE_MAX_ATTEMPTS: i64 = 5;

@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use clinicpay::auth::Role;
 use clinicpay::ids::{ApiTokenId, UserId};
 use clinicpay::ports::{
-    ApiTokenRecord, AuditInput, AuthStore, NewAuthSession, StoreError, StoreResult, ThrottleState, UserRecord,
+    ApiTokenRecord, AuditInput, AuthStore, NewAuthSession, StoreError, StoreResult, ThrottleReservation, ThrottleState,
+    UserRecord,
 };
 use clinicpay::time::Millis;
 use clinicpay::views::UserView;
@@ -248,46 +249,67 @@ impl AuthStore for SqlStore {
         Ok(row.map(ThrottleState::from).unwrap_or_default())
     }
 
-    async fn throttle_fail(
+    async fn throttle_reserve(
         &self,
         key: &str,
         now_ms: Millis,
         window_ms: Millis,
         lock_after: i64,
         lock_ms: Millis,
-    ) -> StoreResult<ThrottleState> {
+    ) -> StoreResult<ThrottleReservation> {
         let mut tx = self.db.write().await?;
+        // the row exists before it is locked: on PostgreSQL `FOR UPDATE` on a missing row locks
+        // nothing, and parallel first attempts would each count from zero
+        sql("INSERT INTO login_throttle (key, failures, window_start, locked_until) VALUES ($1, 0, $2, 0) \
+             ON CONFLICT (key) DO NOTHING")
+        .bind(key)
+        .bind(now_ms)
+        .execute(&mut tx)
+        .await?;
         let for_update = tx.dialect().for_update();
-        let row: Option<ThrottleRow> =
+        let row: ThrottleRow =
             sql(format!("SELECT failures, window_start, locked_until FROM login_throttle WHERE key = $1{for_update}"))
                 .bind(key)
-                .fetch_optional(&mut tx)
+                .fetch_one(&mut tx)
                 .await?;
-        let mut st = row.map(ThrottleState::from).unwrap_or(ThrottleState {
-            failures: 0,
-            window_start_ms: now_ms,
-            locked_until_ms: 0,
-        });
+        let mut st = ThrottleState::from(row);
+        if st.locked_until_ms > now_ms {
+            tx.commit().await?;
+            return Ok(ThrottleReservation::Refused { locked_until_ms: st.locked_until_ms });
+        }
         if now_ms - st.window_start_ms > window_ms {
             st.failures = 0;
             st.window_start_ms = now_ms;
         }
         st.failures += 1;
-        if st.failures >= lock_after {
+        let attempt = st.failures;
+        let placed_lock = attempt >= lock_after;
+        if placed_lock {
             st.locked_until_ms = now_ms + lock_ms;
             st.failures = 0;
             st.window_start_ms = now_ms;
         }
-        sql("INSERT INTO login_throttle (key, failures, window_start, locked_until) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (key) DO UPDATE SET failures = $2, window_start = $3, locked_until = $4")
+        sql("UPDATE login_throttle SET failures = $1, window_start = $2, locked_until = $3 WHERE key = $4")
+            .bind(st.failures)
+            .bind(st.window_start_ms)
+            .bind(st.locked_until_ms)
+            .bind(key)
+            .execute(&mut tx)
+            .await?;
+        tx.commit().await?;
+        Ok(ThrottleReservation::Reserved { attempt, placed_lock })
+    }
+
+    async fn throttle_release(&self, key: &str, placed_lock: bool) -> StoreResult<()> {
+        let mut tx = self.db.write().await?;
+        let unlock = if placed_lock { ", locked_until = 0" } else { "" };
+        sql(format!(
+            "UPDATE login_throttle SET failures = CASE WHEN failures > 0 THEN failures - 1 ELSE 0 END{unlock} WHERE key = $1"
+        ))
         .bind(key)
-        .bind(st.failures)
-        .bind(st.window_start_ms)
-        .bind(st.locked_until_ms)
         .execute(&mut tx)
         .await?;
-        tx.commit().await?;
-        Ok(st)
+        tx.commit().await
     }
 
     async fn throttle_clear(&self, key: &str) -> StoreResult<()> {

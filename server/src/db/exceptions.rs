@@ -1,7 +1,7 @@
 //! Payment exceptions (C4): money that could not be applied as asked, and people's decisions.
 
 use super::audit::append;
-use super::refunds::insert_refunds;
+use super::refunds::{insert_refunds, resubmit_failed_refund};
 use super::sql::{a, run_rows, sql, Arg, Tx};
 use super::SqlStore;
 use async_trait::async_trait;
@@ -160,7 +160,8 @@ impl ExceptionStore for SqlStore {
         .bind(row.status)
         .execute(&mut tx)
         .await?;
-        if decision == ExceptionDecision::Refund {
+        // Refund decided again after the automatic one failed: that same refund goes again.
+        if decision == ExceptionDecision::Refund && !resubmit_failed_refund(&mut tx, exception_id, now_ms).await? {
             let channel = row
                 .channel_id
                 .as_deref()

@@ -1,6 +1,8 @@
-//! Journal entries and their postings (L1). An entry is written unsealed, its postings added,
-//! then sealed in the same transaction; sealing makes the database check the balance (a trigger
-//! on both backends), and sealed entries and postings never change.
+//! Journal entries and their postings (L1). An entry is written unsealed (marked by `unsealed`,
+//! a deferred foreign key to an always-empty table, so a transaction that leaves it unsealed
+//! cannot commit), its postings added, then sealed in the same transaction; sealing makes the
+//! database check the balance (a trigger on both backends), and sealed entries and postings
+//! never change.
 
 use super::sql::{a, run_rows, sql, Arg, Tx};
 use clinicpay::checkout::apply::JournalEntry;
@@ -15,12 +17,22 @@ pub(crate) async fn write_entries(tx: &mut Tx<'_>, entries: &[(&JournalEntry, Mi
     let rows: Vec<Vec<Arg>> = entries
         .iter()
         .map(|(e, at)| {
-            vec![a(&e.id), a(e.kind), a(e.occurred_at_ms), a(e.ref_type), a(&e.ref_id), a(&e.memo), a(false), a(*at)]
+            vec![
+                a(&e.id),
+                a(e.kind),
+                a(e.occurred_at_ms),
+                a(e.ref_type),
+                a(&e.ref_id),
+                a(&e.memo),
+                a(false),
+                a("open"),
+                a(*at),
+            ]
         })
         .collect();
     run_rows(
         tx,
-        "INSERT INTO journal_entries (id, kind, occurred_at, ref_type, ref_id, memo, sealed, created_at) VALUES ",
+        "INSERT INTO journal_entries (id, kind, occurred_at, ref_type, ref_id, memo, sealed, unsealed, created_at) VALUES ",
         "",
         rows,
     )
@@ -39,7 +51,7 @@ pub(crate) async fn write_entries(tx: &mut Tx<'_>, entries: &[(&JournalEntry, Mi
         .await?;
     // sealing checks each entry's balance in the database
     for chunk in entries.chunks(1000) {
-        let mut q = sql("UPDATE journal_entries SET sealed = TRUE WHERE id IN (");
+        let mut q = sql("UPDATE journal_entries SET sealed = TRUE, unsealed = NULL WHERE id IN (");
         q.push_list(chunk.iter().map(|(e, _)| &e.id));
         q.push(")");
         q.once().execute(&mut *tx).await?;

@@ -6,7 +6,7 @@ use super::SqlStore;
 use async_trait::async_trait;
 use clinicpay::checkout::apply::{EventRecord, NotificationFinish};
 use clinicpay::ids::{ChannelId, NotificationId};
-use clinicpay::payments::{NotificationStatus, Provider};
+use clinicpay::payments::{printable_reason, NotificationStatus, Provider};
 use clinicpay::ports::{NewNotification, NotificationResult, NotificationStore, StoreResult, StoredNotification};
 use clinicpay::time::Millis;
 use clinicpay::views::NotificationView;
@@ -70,7 +70,15 @@ pub(crate) async fn finish_all(tx: &mut Tx<'_>, done: &[(&NotificationFinish, Mi
          out_trade_no = v.column6, processed_at = v.column7 FROM (VALUES ",
     );
     q.push_rows(done.iter().map(|&(f, at_ms)| {
-        [a(&f.id), a(f.status), a(f.reason.as_deref()), a(&f.channel_id), a(&f.event_id), a(&f.out_trade_no), a(at_ms)]
+        [
+            a(&f.id),
+            a(f.status),
+            a(f.reason.as_deref().map(printable_reason)),
+            a(&f.channel_id),
+            a(&f.event_id),
+            a(&f.out_trade_no),
+            a(at_ms),
+        ]
     }));
     q.push(") AS v WHERE notifications.id = v.column1");
     q.once().execute(&mut *tx).await?;
@@ -113,7 +121,7 @@ impl NotificationStore for SqlStore {
         sql("UPDATE notifications SET status = $1, reason = $2, channel_id = $3, event_id = $4, out_trade_no = $5, \
              processed_at = $6 WHERE id = $7")
         .bind(r.status)
-        .bind(r.reason.as_deref())
+        .bind(r.reason.as_deref().map(printable_reason))
         .bind(r.channel_id.as_ref().map(ChannelId::as_str))
         .bind(r.event_id.as_deref())
         .bind(r.out_trade_no.as_deref())
@@ -147,13 +155,19 @@ impl NotificationStore for SqlStore {
             .collect())
     }
 
-    async fn unfinished_notifications(&self, before_ms: Millis, limit: i64) -> StoreResult<Vec<StoredNotification>> {
+    async fn unfinished_notifications(
+        &self,
+        before_ms: Millis,
+        max_attempts: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredNotification>> {
         let rows: Vec<StoredRow> = sql(
             "SELECT id, provider, received_at, remote_addr, content_type, headers, body, status FROM notifications \
-             WHERE status = $1 AND received_at < $2 ORDER BY received_at LIMIT $3",
+             WHERE status = $1 AND received_at < $2 AND attempts < $3 ORDER BY received_at LIMIT $4",
         )
         .bind(NotificationStatus::Received)
         .bind(before_ms)
+        .bind(max_attempts)
         .bind(limit)
         .fetch_all(&self.db)
         .await?;
@@ -170,6 +184,21 @@ impl NotificationStore for SqlStore {
                 status: r.status,
             })
             .collect())
+    }
+
+    async fn count_redrive_attempt(&self, id: &NotificationId) -> StoreResult<Option<i64>> {
+        let mut tx = self.db.write().await?;
+        let n = sql("UPDATE notifications SET attempts = attempts + 1 WHERE id = $1 AND status = $2")
+            .bind(id)
+            .bind(NotificationStatus::Received)
+            .execute(&mut tx)
+            .await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let attempts: i64 = sql("SELECT attempts FROM notifications WHERE id = $1").bind(id).scalar(&mut tx).await?;
+        tx.commit().await?;
+        Ok(Some(attempts))
     }
 
     async fn record_provider_event(

@@ -11,9 +11,27 @@ use clinicpay::checkout::{ExceptionStatus, ProviderRefundStatus};
 use clinicpay::ids::{ChannelId, ExceptionId, JournalEntryId, RefundId};
 use clinicpay::ledger::{EntryKind, Postings};
 use clinicpay::money::Money;
-use clinicpay::payments::Provider;
+use clinicpay::payments::{printable_reason, Provider};
 use clinicpay::ports::{IdGen, RefundProgress, RefundStore, RefundTask, StoreError, StoreResult};
 use clinicpay::time::Millis;
+
+/// Submits a failed refund of `exception_id` again (same `out_refund_no`, so the provider pays
+/// it at most once); false when the exception has no failed refund.
+pub(crate) async fn resubmit_failed_refund(
+    tx: &mut Tx<'_>,
+    exception_id: &ExceptionId,
+    now_ms: Millis,
+) -> StoreResult<bool> {
+    let n = sql("UPDATE provider_refunds SET status = $1, next_attempt_at = $2, attempts = 0, lease_until = 0, updated_at = $2 \
+                 WHERE exception_id = $3 AND status = $4")
+    .bind(ProviderRefundStatus::Pending)
+    .bind(now_ms)
+    .bind(exception_id)
+    .bind(ProviderRefundStatus::Failed)
+    .execute(&mut *tx)
+    .await?;
+    Ok(n > 0)
+}
 
 /// Queues refunds (status `pending`, due now).
 pub(crate) async fn insert_refunds(tx: &mut Tx<'_>, refunds: &[(&NewRefund, Millis)]) -> StoreResult<()> {
@@ -132,8 +150,13 @@ impl RefundStore for SqlStore {
         .bind(refund_id)
         .fetch_one(&mut tx)
         .await?;
-        if row.status.is_final() {
-            return Ok(()); // already final: a repeated report changes nothing
+        let to = match progress {
+            RefundProgress::Succeeded { .. } => ProviderRefundStatus::Succeeded,
+            RefundProgress::Failed { .. } => ProviderRefundStatus::Failed,
+            RefundProgress::Processing | RefundProgress::Retry { .. } => ProviderRefundStatus::Processing,
+        };
+        if !row.status.can_become(to) {
+            return Ok(()); // a repeated or out-of-order report changes nothing
         }
         let exception_id = row
             .exception_id
@@ -163,14 +186,17 @@ impl RefundStore for SqlStore {
                 .execute(&mut tx)
                 .await?;
                 if let Some(e) = &exception_id {
-                    sql("UPDATE payment_exceptions SET status = $1, resolution = $2, updated_at = $3 WHERE id = $4 AND status = $5")
-                        .bind(ExceptionStatus::Refunded)
-                        .bind(format!("refunded {} through the original channel", row.amount_fen.display()))
-                        .bind(now_ms)
-                        .bind(e)
-                        .bind(ExceptionStatus::RefundPending)
-                        .execute(&mut tx)
-                        .await?;
+                    // refund_pending, or open again after this refund was reported failed
+                    sql("UPDATE payment_exceptions SET status = $1, resolution = $2, updated_at = $3 \
+                         WHERE id = $4 AND status IN ($5, $6)")
+                    .bind(ExceptionStatus::Refunded)
+                    .bind(format!("refunded {} through the original channel", row.amount_fen.display()))
+                    .bind(now_ms)
+                    .bind(e)
+                    .bind(ExceptionStatus::RefundPending)
+                    .bind(ExceptionStatus::Open)
+                    .execute(&mut tx)
+                    .await?;
                 }
             }
             RefundProgress::Processing => {
@@ -187,7 +213,7 @@ impl RefundStore for SqlStore {
                 sql("UPDATE provider_refunds SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, lease_until = 0, \
                      updated_at = $3 WHERE id = $4")
                 .bind(*next_attempt_at_ms)
-                .bind(error)
+                .bind(printable_reason(error))
                 .bind(now_ms)
                 .bind(refund_id)
                 .execute(&mut tx)
@@ -197,7 +223,7 @@ impl RefundStore for SqlStore {
                 sql("UPDATE provider_refunds SET status = $1, attempts = attempts + 1, last_error = $2, lease_until = 0, \
                      updated_at = $3 WHERE id = $4")
                 .bind(ProviderRefundStatus::Failed)
-                .bind(error)
+                .bind(printable_reason(error))
                 .bind(now_ms)
                 .bind(refund_id)
                 .execute(&mut tx)
@@ -205,7 +231,7 @@ impl RefundStore for SqlStore {
                 if let Some(e) = &exception_id {
                     sql("UPDATE payment_exceptions SET status = $1, resolution = $2, updated_at = $3 WHERE id = $4 AND status = $5")
                         .bind(ExceptionStatus::Open)
-                        .bind(format!("automatic refund failed: {error}; decide manually"))
+                        .bind(format!("automatic refund failed: {}; decide manually", printable_reason(error)))
                         .bind(now_ms)
                         .bind(e)
                         .bind(ExceptionStatus::RefundPending)

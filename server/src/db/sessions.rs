@@ -193,15 +193,28 @@ impl CheckoutStore for SqlStore {
     async fn create_session(&self, s: &NewSession) -> StoreResult<Result<CreateOutcome, SessionRefusal>> {
         let mut tx = self.db.write().await?;
         let for_update = tx.dialect().for_update();
+        // The idempotency key is claimed first. A concurrent request with the same key waits on
+        // it (PostgreSQL) until this transaction commits — then it finds this session — or rolls
+        // back (a refusal stores no key) — then it goes ahead itself.
         if let Some(k) = &s.idempotency {
-            let prior: Option<PriorKey> = sql(format!(
-                "SELECT request_hash, session_id FROM idempotency_keys WHERE scope = $1 AND key = $2{for_update}"
-            ))
+            let claimed = sql(
+                "INSERT INTO idempotency_keys (scope, key, request_hash, session_id, created_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (scope, key) DO NOTHING",
+            )
             .bind(&k.scope)
             .bind(&k.key)
-            .fetch_optional(&mut tx)
+            .bind(&k.fingerprint)
+            .bind(&s.id)
+            .bind(s.created_at_ms)
+            .execute(&mut tx)
             .await?;
-            if let Some(p) = prior {
+            if claimed == 0 {
+                let p: PriorKey =
+                    sql("SELECT request_hash, session_id FROM idempotency_keys WHERE scope = $1 AND key = $2")
+                        .bind(&k.scope)
+                        .bind(&k.key)
+                        .fetch_one(&mut tx)
+                        .await?;
                 if p.request_hash != k.fingerprint {
                     return Ok(Err(SessionRefusal::IdempotencyReused { session_id: p.session_id }));
                 }
@@ -225,8 +238,13 @@ impl CheckoutStore for SqlStore {
             return Ok(Err(SessionRefusal::UnknownPatient));
         }
         // Every payable: exists, this patient's, unpaid (a bill `paying` is in another session).
-        let mut amounts = Vec::with_capacity(s.payables.len());
-        for payable in &s.payables {
+        // Locked in one global order (by id), whatever order the request named them in: two
+        // requests for [b1, b2] and [b2, b1] never wait on each other in a cycle (PostgreSQL).
+        let mut order: Vec<usize> = (0..s.payables.len()).collect();
+        order.sort_by(|&x, &y| s.payables[x].cmp(&s.payables[y]));
+        let mut amounts = vec![Money::ZERO; s.payables.len()];
+        for &i in &order {
+            let payable = &s.payables[i];
             let PayableId::Bill(bill_id) = payable;
             let row: Option<BillForSession> =
                 sql(format!("SELECT patient_id, status, total_fen FROM bills WHERE id = $1{for_update}"))
@@ -256,7 +274,7 @@ impl CheckoutStore for SqlStore {
                     status: row.status.as_str().to_string(),
                 }));
             }
-            amounts.push(row.total_fen);
+            amounts[i] = row.total_fen;
         }
         let total = Money::sum(amounts.iter().copied()).map_err(|e| StoreError::Internal(e.into()))?;
         sql("INSERT INTO checkout_sessions (id, patient_id, channel_id, provider, method, out_trade_no, total_fen, status, expires_at, \
@@ -305,16 +323,6 @@ impl CheckoutStore for SqlStore {
             if n != 1 {
                 return Ok(Err(SessionRefusal::NotPayable { payable: payable.clone(), status: "changed".into() }));
             }
-        }
-        if let Some(k) = &s.idempotency {
-            sql("INSERT INTO idempotency_keys (scope, key, request_hash, session_id, created_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(&k.scope)
-                .bind(&k.key)
-                .bind(&k.fingerprint)
-                .bind(&s.id)
-                .bind(s.created_at_ms)
-                .execute(&mut tx)
-                .await?;
         }
         let view = load_session(&mut tx, "s.id = $1", s.id.as_str()).await?.ok_or(StoreError::NotFound)?;
         tx.commit().await?;

@@ -10,26 +10,26 @@ use server::sandbox::FaultSpec;
 use server::sandbox::SandboxControl;
 use std::time::Duration;
 
-struct Api {
+pub(crate) struct Api {
     http: reqwest::Client,
     base: String,
     token: String,
 }
 
 impl Api {
-    async fn new(app: &TestApp, role: Role) -> Api {
+    pub(crate) async fn new(app: &TestApp, role: Role) -> Api {
         let admin = app.services.store.user_by_username("admin").await.unwrap().unwrap().current();
         let (token, _) = app.services.create_api_token(&admin, "127.0.0.1", "tests", role).await.unwrap();
         Api { http: reqwest::Client::new(), base: app.base.clone(), token }
     }
 
-    async fn get(&self, path: &str) -> (u16, Value) {
+    pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
         let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await.unwrap();
         let s = r.status().as_u16();
         (s, r.json().await.unwrap_or(Value::Null))
     }
 
-    async fn post(&self, path: &str, body: Value, key: Option<&str>) -> (u16, Value) {
+    pub(crate) async fn post(&self, path: &str, body: Value, key: Option<&str>) -> (u16, Value) {
         let mut rb = self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(&body);
         if let Some(k) = key {
             rb = rb.header("idempotency-key", k);
@@ -39,13 +39,13 @@ impl Api {
         (s, r.json().await.unwrap_or(Value::Null))
     }
 
-    async fn unpaid(&self, patient: &str) -> Vec<String> {
+    pub(crate) async fn unpaid(&self, patient: &str) -> Vec<String> {
         let (s, v) = self.get(&format!("/api/v1/finance/merged-payment/patient/{patient}/unpaid-bills")).await;
         assert_eq!(s, 200, "{v}");
         v["bills"].as_array().unwrap().iter().map(|b| b["bill_id"].as_str().unwrap().to_string()).collect()
     }
 
-    async fn wait_status(&self, session: &str, want: &str) -> Value {
+    pub(crate) async fn wait_status(&self, session: &str, want: &str) -> Value {
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         loop {
             let (s, v) = self.get(&format!("/api/v1/finance/payment-sessions/{session}/status")).await;
@@ -59,11 +59,11 @@ impl Api {
     }
 }
 
-async fn patients(app: &TestApp) -> Vec<String> {
+pub(crate) async fn patients(app: &TestApp) -> Vec<String> {
     app.services.store.list_patients(None, 1, 20).await.unwrap().items.into_iter().map(|p| p.id.to_string()).collect()
 }
 
-async fn assert_books(app: &TestApp) {
+pub(crate) async fn assert_books(app: &TestApp) {
     let r = app.services.store.ledger_report().await.unwrap();
     assert_eq!(
         (
@@ -79,7 +79,7 @@ async fn assert_books(app: &TestApp) {
     assert!(r.clearing_matches_receipts, "{r:?}");
 }
 
-fn trade(v: &Value) -> String {
+pub(crate) fn trade(v: &Value) -> String {
     v["out_trade_no"].as_str().unwrap().to_string()
 }
 
@@ -415,7 +415,12 @@ async fn every_api_route_is_described_and_every_description_is_routed() {
 }
 
 /// Posts a notification as the provider would.
-async fn post_notification(app: &TestApp, provider: &str, headers: &[(String, String)], body: &[u8]) -> (u16, String) {
+pub(crate) async fn post_notification(
+    app: &TestApp,
+    provider: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> (u16, String) {
     let mut rb = reqwest::Client::new().post(format!("{}/notify/{provider}", app.base)).body(body.to_vec());
     for (k, v) in headers {
         rb = rb.header(k.as_str(), v.as_str());

@@ -581,3 +581,144 @@ async fn workers_claim_under_leases() {
         assert!(after.payables.iter().all(|b| b.status == BillStatus::Unpaid));
     }
 }
+
+/// Issue 13 #1: a refund we gave up on (WeChat's REFUND.ABNORMAL, five failed submissions) that
+/// the provider later reports as succeeded is booked; a refund decided again after a failure
+/// is the same refund submitted again, never a second one.
+#[tokio::test]
+async fn a_failed_refund_that_later_succeeds_is_booked_and_never_doubled() {
+    use clinicpay::checkout::ProviderRefundStatus;
+    use clinicpay::ports::ExceptionDecision;
+    use clinicpay::ports::RefundProgress;
+    for backend in backends() {
+        let w = world(backend).await;
+        let unallocated =
+            |r: &clinicpay::ports::LedgerReport| r.balances.iter().find(|(a, _)| a == "2241").map(|x| x.1).unwrap_or(0);
+        // late money, refunded automatically; the provider says the refund failed
+        let (patient, bills) = w.unpaid_of(5);
+        let v = w.create(&w.new_session(&patient, &bills)).await.unwrap();
+        w.store.end_session(&v.id, EndReason::Cancelled, 1_500, true).await.unwrap().unwrap();
+        w.store.apply_payment(&w.payment(&v.out_trade_no, "TXN-LATE1", v.total), &AUTO, &RandomIds).await.unwrap();
+        let refund = w.store.claim_refunds(10_000, 60_000, 10).await.unwrap().remove(0);
+        let failed = RefundProgress::Failed { error: "REFUND.ABNORMAL".into() };
+        w.store.refund_progress(&refund.id, &failed, 11_000, &RandomIds).await.unwrap();
+        let exc = w.store.list_exceptions(true, 10).await.unwrap();
+        assert_eq!(exc[0].status, ExceptionStatus::Open, "{backend}: back to a person");
+        assert_eq!(unallocated(&w.store.ledger_report().await.unwrap()), -v.total.fen(), "{backend}: held as a liability");
+        // ... and later that it succeeded after all: the books follow the money
+        let ok = RefundProgress::Succeeded { provider_refund_id: Some("5030000000001".into()) };
+        w.store.refund_progress(&refund.id, &ok, 20_000, &RandomIds).await.unwrap();
+        w.store.refund_progress(&refund.id, &ok, 21_000, &RandomIds).await.unwrap();
+        w.store.refund_progress(&refund.id, &failed, 22_000, &RandomIds).await.unwrap();
+        let succeeded =
+            w.db.scalar_i64(&format!(
+                "SELECT COUNT(*) FROM provider_refunds WHERE id = '{}' AND status = '{}'",
+                refund.id,
+                ProviderRefundStatus::Succeeded.as_str()
+            ))
+            .await;
+        assert_eq!(succeeded, 1, "{backend}: a success is never undone");
+        assert_eq!(unallocated(&w.store.ledger_report().await.unwrap()), 0, "{backend}: refunded once");
+        assert_eq!(
+            w.db.scalar_i64("SELECT COUNT(*) FROM journal_entries WHERE kind = 'unallocated_refund'").await,
+            1,
+            "{backend}: one refund entry"
+        );
+        let exc = w.store.list_exceptions(false, 10).await.unwrap();
+        assert_eq!(exc[0].status, ExceptionStatus::Refunded, "{backend}");
+        w.assert_books(backend).await;
+
+        // a failed refund decided again by finance: the same refund goes again
+        let (patient, bills) = w.unpaid_of(6);
+        let v = w.create(&w.new_session(&patient, &bills)).await.unwrap();
+        w.store.end_session(&v.id, EndReason::Cancelled, 30_000, true).await.unwrap().unwrap();
+        w.store.apply_payment(&w.payment(&v.out_trade_no, "TXN-LATE2", v.total), &AUTO, &RandomIds).await.unwrap();
+        let first = w.store.claim_refunds(40_000, 60_000, 10).await.unwrap().remove(0);
+        w.store.refund_progress(&first.id, &failed, 41_000, &RandomIds).await.unwrap();
+        let open = w.store.list_exceptions(true, 10).await.unwrap();
+        let e = open.iter().find(|e| e.out_trade_no == v.out_trade_no.as_str()).unwrap();
+        w.store
+            .decide_exception(&e.id, ExceptionDecision::Refund, "try again", "finance", 50_000, &RandomIds, &audit())
+            .await
+            .unwrap()
+            .unwrap();
+        let again = w.store.claim_refunds(60_000, 60_000, 10).await.unwrap();
+        assert_eq!(again.len(), 1, "{backend}");
+        assert_eq!(
+            (&again[0].id, &again[0].out_refund_no),
+            (&first.id, &first.out_refund_no),
+            "{backend}: same refund"
+        );
+        assert_eq!(
+            w.db.scalar_i64(&format!(
+                "SELECT COUNT(*) FROM provider_refunds WHERE out_trade_no = '{}'",
+                v.out_trade_no
+            ))
+            .await,
+            1,
+            "{backend}: never a second refund of the same money"
+        );
+        w.store.refund_progress(&first.id, &ok, 61_000, &RandomIds).await.unwrap();
+        assert_eq!(unallocated(&w.store.ledger_report().await.unwrap()), 0, "{backend}");
+        w.assert_books(backend).await;
+    }
+}
+
+/// Issue 13 #4: on PostgreSQL, parallel requests with the same idempotency key all get the one
+/// session (the second used to get a conflict), and requests naming the same bills in opposite
+/// orders never deadlock: one gets the session, the others are told the bills are taken.
+#[tokio::test]
+async fn parallel_creations_share_one_key_and_never_deadlock() {
+    for backend in backends() {
+        let w = world(backend).await;
+        // patients with several unpaid bills
+        let several: Vec<usize> = (0..w.data.patients.len()).filter(|&i| w.unpaid_of(i).1.len() >= 2).take(7).collect();
+        assert_eq!(several.len(), 7, "{backend}: the demo data has patients with several bills");
+        let (patient, bills) = w.unpaid_of(several[0]);
+        let mut tasks = Vec::new();
+        for _ in 0..12 {
+            let mut s = w.new_session(&patient, &bills);
+            s.idempotency = key("cashier:usr_test", "same-click", "fp-1");
+            let store = w.store.clone();
+            tasks.push(tokio::spawn(async move { store.create_session(&s).await }));
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        let mut created = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(Ok(CreateOutcome::Created(v))) => {
+                    created += 1;
+                    ids.insert(v.id);
+                }
+                Ok(Ok(CreateOutcome::Existing(v))) => {
+                    ids.insert(v.id);
+                }
+                other => panic!("{backend}: a retry of the same request must get the same session: {other:?}"),
+            }
+        }
+        assert_eq!((created, ids.len()), (1, 1), "{backend}");
+
+        // the same bills in opposite orders, many times over, in parallel
+        for (round, &i) in several[1..].iter().enumerate() {
+            let (patient, mut bills) = w.unpaid_of(i);
+            bills.truncate(3);
+            let mut reversed = bills.clone();
+            reversed.reverse();
+            let mut tasks = Vec::new();
+            for j in 0..6 {
+                let s = w.new_session(&patient, if j % 2 == 0 { &bills } else { &reversed });
+                let store = w.store.clone();
+                tasks.push(tokio::spawn(async move { store.create_session(&s).await }));
+            }
+            let mut sessions = 0;
+            for t in tasks {
+                match t.await.unwrap() {
+                    Ok(Ok(CreateOutcome::Created(_))) => sessions += 1,
+                    Ok(Err(SessionRefusal::InActiveSession { .. })) => {}
+                    other => panic!("{backend}: round {round}: {other:?}"),
+                }
+            }
+            assert_eq!(sessions, 1, "{backend}: round {round}: the bills are in exactly one session");
+        }
+    }
+}

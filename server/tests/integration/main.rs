@@ -5,6 +5,7 @@ mod checkout_store;
 mod gw_alipay;
 mod gw_bank;
 mod gw_wechatpay;
+mod hardening;
 mod helpers;
 mod http_app;
 mod reliability;

@@ -117,24 +117,58 @@ async fn audit_chain_is_consecutive_under_concurrency() {
 
 #[tokio::test]
 async fn login_throttle_counts_and_locks() {
+    use clinicpay::ports::ThrottleReservation::{Refused, Reserved};
     for backend in backends() {
         let db = TestDb::new(backend).await;
         let s = db.store();
         for i in 1..=3 {
-            let st = s.throttle_fail("user:x", 1_000 + i, 60_000, 4, 30_000).await.unwrap();
-            assert_eq!(st.failures, i);
-            assert_eq!(st.locked_until_ms, 0);
+            let r = s.throttle_reserve("user:x", 1_000 + i, 60_000, 4, 30_000).await.unwrap();
+            assert_eq!(r, Reserved { attempt: i, placed_lock: false }, "{backend}");
         }
-        let st = s.throttle_fail("user:x", 1_010, 60_000, 4, 30_000).await.unwrap();
-        assert_eq!(st.locked_until_ms, 31_010, "{backend}: locked at the fourth failure");
+        let r = s.throttle_reserve("user:x", 1_010, 60_000, 4, 30_000).await.unwrap();
+        assert_eq!(r, Reserved { attempt: 4, placed_lock: true }, "{backend}: the fourth attempt locks");
         assert_eq!(s.throttle_get("user:x").await.unwrap().locked_until_ms, 31_010);
+        let r = s.throttle_reserve("user:x", 1_020, 60_000, 4, 30_000).await.unwrap();
+        assert_eq!(r, Refused { locked_until_ms: 31_010 }, "{backend}: refused while locked");
         // a new window starts after the old one ends
-        let st = s.throttle_fail("user:y", 0, 60_000, 4, 30_000).await.unwrap();
-        assert_eq!(st.failures, 1);
-        let st = s.throttle_fail("user:y", 70_000, 60_000, 4, 30_000).await.unwrap();
-        assert_eq!(st.failures, 1, "{backend}: window restarted");
+        let r = s.throttle_reserve("user:y", 0, 60_000, 4, 30_000).await.unwrap();
+        assert_eq!(r, Reserved { attempt: 1, placed_lock: false });
+        let r = s.throttle_reserve("user:y", 70_000, 60_000, 4, 30_000).await.unwrap();
+        assert_eq!(r, Reserved { attempt: 1, placed_lock: false }, "{backend}: window restarted");
+        // a success gives its reservation (and a lock it placed) back
+        s.throttle_release("user:y", false).await.unwrap();
+        assert_eq!(s.throttle_get("user:y").await.unwrap().failures, 0);
+        s.throttle_release("user:x", true).await.unwrap();
+        assert_eq!(s.throttle_get("user:x").await.unwrap().locked_until_ms, 0, "{backend}");
         s.throttle_clear("user:y").await.unwrap();
         assert_eq!(s.throttle_get("user:y").await.unwrap().failures, 0);
+    }
+}
+
+/// Issue 13 #3: a burst of parallel wrong passwords for one user gets at most `lock_after`
+/// password checks (each one audited), not one per request; on PostgreSQL too, where the
+/// first attempts used to lock a row that did not exist yet.
+#[tokio::test]
+async fn a_burst_of_parallel_guesses_is_checked_at_most_lock_after_times() {
+    use clinicpay::ports::ThrottleReservation::Reserved;
+    for backend in backends() {
+        let db = TestDb::new(backend).await;
+        let s = db.store();
+        let mut tasks = Vec::new();
+        for _ in 0..200 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move { s.throttle_reserve("user:burst", 5_000, 60_000, 8, 30_000).await }));
+        }
+        let mut allowed = Vec::new();
+        for t in tasks {
+            if let Reserved { attempt, placed_lock } = t.await.unwrap().unwrap() {
+                allowed.push((attempt, placed_lock));
+            }
+        }
+        allowed.sort();
+        assert_eq!(allowed.len(), 8, "{backend}: {allowed:?}");
+        assert_eq!(allowed.iter().map(|a| a.0).collect::<Vec<_>>(), (1..=8).collect::<Vec<_>>(), "{backend}");
+        assert_eq!(allowed.iter().filter(|a| a.1).count(), 1, "{backend}: one attempt placed the lock");
     }
 }
 
@@ -281,19 +315,19 @@ async fn database_constraints_back_the_rules() {
         // the ledger: an unbalanced entry cannot be sealed; sealed entries never change
         let unbalanced = db
             .exec_tx(&[
-                "INSERT INTO journal_entries (id, kind, occurred_at, ref_type, ref_id, memo, sealed, created_at) VALUES ('je_t1', 'payment', 1, 'test', 'x', '', FALSE, 1)",
+                "INSERT INTO journal_entries (id, kind, occurred_at, ref_type, ref_id, memo, sealed, unsealed, created_at) VALUES ('je_t1', 'payment', 1, 'test', 'x', '', FALSE, 'open', 1)",
                 "INSERT INTO postings (entry_id, line_no, account_code, amount_fen) VALUES ('je_t1', 1, '1012.01', 100)",
                 "INSERT INTO postings (entry_id, line_no, account_code, amount_fen) VALUES ('je_t1', 2, '6001', -99)",
-                "UPDATE journal_entries SET sealed = TRUE WHERE id = 'je_t1'",
+                "UPDATE journal_entries SET sealed = TRUE, unsealed = NULL WHERE id = 'je_t1'",
             ])
             .await;
         assert!(unbalanced.is_err(), "{backend}: unbalanced entry refused at seal");
         assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM journal_entries").await, 0);
         db.exec_tx(&[
-            "INSERT INTO journal_entries (id, kind, occurred_at, ref_type, ref_id, memo, sealed, created_at) VALUES ('je_t2', 'payment', 1, 'test', 'x', '', FALSE, 1)",
+            "INSERT INTO journal_entries (id, kind, occurred_at, ref_type, ref_id, memo, sealed, unsealed, created_at) VALUES ('je_t2', 'payment', 1, 'test', 'x', '', FALSE, 'open', 1)",
             "INSERT INTO postings (entry_id, line_no, account_code, amount_fen) VALUES ('je_t2', 1, '1012.01', 100)",
             "INSERT INTO postings (entry_id, line_no, account_code, amount_fen) VALUES ('je_t2', 2, '6001', -100)",
-            "UPDATE journal_entries SET sealed = TRUE WHERE id = 'je_t2'",
+            "UPDATE journal_entries SET sealed = TRUE, unsealed = NULL WHERE id = 'je_t2'",
         ])
         .await
         .unwrap();
@@ -304,6 +338,42 @@ async fn database_constraints_back_the_rules() {
         assert!(db.exec("UPDATE postings SET amount_fen = 1 WHERE entry_id = 'je_t2'").await.is_err());
         assert!(db.exec("DELETE FROM journal_entries WHERE id = 'je_t2'").await.is_err());
         assert!(db.exec("UPDATE journal_entries SET memo = 'x' WHERE id = 'je_t2'").await.is_err());
+
+        // issue 13 #9: no way around the seal. An entry inserted already sealed skips the balance
+        // check, so it is refused; an unmarked unsealed entry is refused; an entry left unsealed
+        // (even a balanced one) makes its transaction's COMMIT fail.
+        let post = |id: &str, fen: i64| {
+            format!("INSERT INTO postings (entry_id, line_no, account_code, amount_fen) VALUES ('{id}', 1, '1012.01', {fen})")
+        };
+        let sealed_insert = db
+            .exec_tx(&[
+                "INSERT INTO journal_entries (id, kind, occurred_at, ref_type, ref_id, memo, sealed, created_at) VALUES ('je_t3', 'payment', 1, 'test', 'x', '', TRUE, 1)",
+            ])
+            .await;
+        assert!(sealed_insert.is_err(), "{backend}: an entry inserted sealed is refused");
+        let unmarked = db
+            .exec_tx(&[
+                "INSERT INTO journal_entries (id, kind, occurred_at, ref_type, ref_id, memo, sealed, created_at) VALUES ('je_t4', 'payment', 1, 'test', 'x', '', FALSE, 1)",
+            ])
+            .await;
+        assert!(unmarked.is_err(), "{backend}: an unsealed entry without its mark is refused");
+        let left_open = db
+            .exec_tx(&[
+                "INSERT INTO journal_entries (id, kind, occurred_at, ref_type, ref_id, memo, sealed, unsealed, created_at) VALUES ('je_t5', 'payment', 1, 'test', 'x', '', FALSE, 'open', 1)",
+                &post("je_t5", 100),
+            ])
+            .await;
+        assert!(left_open.is_err(), "{backend}: a transaction leaving an entry unsealed cannot commit");
+        let unmark_only = db
+            .exec_tx(&[
+                "INSERT INTO journal_entries (id, kind, occurred_at, ref_type, ref_id, memo, sealed, unsealed, created_at) VALUES ('je_t6', 'payment', 1, 'test', 'x', '', FALSE, 'open', 1)",
+                &post("je_t6", 100),
+                "UPDATE journal_entries SET unsealed = NULL WHERE id = 'je_t6'",
+            ])
+            .await;
+        assert!(unmark_only.is_err(), "{backend}: the mark goes only with the seal");
+        assert!(db.exec("INSERT INTO journal_unsealed (id) VALUES ('open')").await.is_err());
+        assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM journal_entries").await, 1, "{backend}: only je_t2");
     }
 }
 

@@ -230,6 +230,9 @@ impl AlipayClient {
         if app_id != self.settings.app_id {
             return Err(Rejection::UnknownAccount(app_id.to_string()));
         }
+        if let Some(refused) = wire::refused_sign_type(&params) {
+            return Err(Rejection::SignType(refused));
+        }
         if !wire::verify_notify_v1(&params, &self.alipay_key) {
             return Err(Rejection::BadSignature);
         }
@@ -496,6 +499,9 @@ impl Gateway for AlipayClient {
         let app_id = need("app_id")?;
         if app_id != self.settings.app_id {
             return Err(Rejection::UnknownAccount(app_id.to_string()));
+        }
+        if let Some(refused) = wire::refused_sign_type(&params) {
+            return Err(Rejection::SignType(refused));
         }
         if !wire::verify_notify_v1(&params, &self.alipay_key) {
             return Err(Rejection::BadSignature);

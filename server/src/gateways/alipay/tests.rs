@@ -233,10 +233,39 @@ fn notification_rejections() {
     with_seller.settings.seller_id = Some("2088000000000000".into());
     let p = signed(&|_| {});
     assert!(matches!(with_seller.verify_notification(&notification(&p), 0), Err(Rejection::UnknownAccount(_))));
-    // legacy RSA (SHA-1) sign_type is not something we can check with RSA2 verify
+    // an RSA2 signature relabelled as legacy RSA: refused by name
     let mut p = signed(&|_| {});
     p.iter_mut().find(|(k, _)| k == "sign_type").unwrap().1 = "RSA".into();
-    assert_eq!(c.verify_notification(&notification(&p), 0), Err(Rejection::BadSignature));
+    assert_eq!(c.verify_notification(&notification(&p), 0), Err(Rejection::SignType("RSA".into())));
+    // issue 13 #10: a genuine SHA1withRSA signature by Alipay's own key, sign_type=RSA, is refused
+    // too (RSA2 is pinned: the weaker hash is never checked); and so is a missing sign_type
+    let sha1 = sha1_signed(a3_params());
+    assert!(PublicKey::parse(PROVIDER_PUBLIC)
+        .unwrap()
+        .verify_sha1_b64(wire::notify_sign_content_v1(&sha1).as_bytes(), param(&sha1, "sign").unwrap()));
+    assert_eq!(c.verify_notification(&notification(&sha1), 0), Err(Rejection::SignType("RSA".into())));
+    let mut untyped = signed(&|_| {});
+    untyped.retain(|(k, _)| k != "sign_type");
+    assert_eq!(c.verify_notification(&notification(&untyped), 0), Err(Rejection::SignType(String::new())));
+    // the browser return is pinned the same way
+    let query = wire::encode_form(&sha1);
+    assert_eq!(c.verify_return(&query), Err(Rejection::SignType("RSA".into())));
+}
+
+/// Params signed the legacy way: SHA1withRSA by the provider's key, `sign_type=RSA`.
+fn sha1_signed(mut p: Params) -> Params {
+    use base64::Engine;
+    use rsa::pkcs8::DecodePrivateKey;
+    let key = rsa::RsaPrivateKey::from_pkcs8_pem(PROVIDER_PRIVATE).unwrap();
+    let content = wire::notify_sign_content_v1(&p);
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, content.as_bytes());
+    // DigestInfo for SHA-1 (RFC 8017 §9.2), then the hash
+    let mut info = vec![0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14];
+    info.extend_from_slice(digest.as_ref());
+    let sig = key.sign(rsa::Pkcs1v15Sign::new_unprefixed(), &info).unwrap();
+    p.push(("sign_type".into(), "RSA".into()));
+    p.push(("sign".into(), base64::engine::general_purpose::STANDARD.encode(sig)));
+    p
 }
 
 #[test]

@@ -56,29 +56,29 @@ pub fn sign_request(params: &mut Params, key: &PrivateKey) {
     params.push(("sign".into(), sig));
 }
 
-/// Verifies `sig` over `content` with the given `sign_type` (`RSA2`, or legacy `RSA` = SHA-1).
-pub fn verify_with_type(key: &PublicKey, sign_type: &str, content: &str, sig: &str) -> bool {
-    if sign_type.eq_ignore_ascii_case("RSA") {
-        key.verify_sha1_b64(content.as_bytes(), sig)
-    } else if sign_type.eq_ignore_ascii_case("RSA2") || sign_type.is_empty() {
-        key.verify_sha256_b64(content.as_bytes(), sig)
-    } else {
-        false
+/// The one `sign_type` accepted on anything Alipay sends us. A channel holds an RSA2
+/// (SHA256withRSA) key pair; a notification choosing legacy `RSA` (SHA1withRSA) — or nothing —
+/// is refused, never checked with the weaker hash.
+pub const SIGN_TYPE: &str = "RSA2";
+
+/// The `sign_type` a notification or return names, when it is not [`SIGN_TYPE`].
+pub fn refused_sign_type(params: &[(String, String)]) -> Option<String> {
+    match param(params, "sign_type") {
+        Some(SIGN_TYPE) => None,
+        other => Some(other.unwrap_or_default().chars().take(16).collect()),
     }
 }
 
-/// V1 verification of a notification / return (A.8): `sign` and `sign_type` dropped.
+/// V1 verification of a notification / return (A.8): `sign` and `sign_type` dropped; RSA2 only.
 pub fn verify_notify_v1(params: &[(String, String)], key: &PublicKey) -> bool {
     let Some(sig) = param(params, "sign") else { return false };
-    let sign_type = param(params, "sign_type").unwrap_or("RSA2");
-    verify_with_type(key, sign_type, &notify_sign_content_v1(params), sig)
+    refused_sign_type(params).is_none() && key.verify_sha256_b64(notify_sign_content_v1(params).as_bytes(), sig)
 }
 
-/// V2 verification (open-platform notices, D.1 T-A3): only `sign` dropped.
+/// V2 verification (open-platform notices, D.1 T-A3): only `sign` dropped; RSA2 only.
 pub fn verify_notify_v2(params: &[(String, String)], key: &PublicKey) -> bool {
     let Some(sig) = param(params, "sign") else { return false };
-    let sign_type = param(params, "sign_type").unwrap_or("RSA2");
-    verify_with_type(key, sign_type, &notify_sign_content_v2(params), sig)
+    refused_sign_type(params).is_none() && key.verify_sha256_b64(notify_sign_content_v2(params).as_bytes(), sig)
 }
 
 /// Signs a notification or return (V1) and appends `sign_type=RSA2` and `sign`.
