@@ -341,11 +341,7 @@ impl ProviderRefundStatus {
     /// never pay it twice. A succeeded refund never changes.
     pub fn can_become(self, to: ProviderRefundStatus) -> bool {
         use ProviderRefundStatus::*;
-        match (self, to) {
-            (Pending | Processing, Processing | Succeeded | Failed) => true,
-            (Failed, Succeeded | Pending) => true,
-            _ => false,
-        }
+        matches!((self, to), (Pending | Processing, Processing | Succeeded | Failed) | (Failed, Succeeded | Pending))
     }
 }
 

@@ -604,7 +604,11 @@ async fn a_failed_refund_that_later_succeeds_is_booked_and_never_doubled() {
         w.store.refund_progress(&refund.id, &failed, 11_000, &RandomIds).await.unwrap();
         let exc = w.store.list_exceptions(true, 10).await.unwrap();
         assert_eq!(exc[0].status, ExceptionStatus::Open, "{backend}: back to a person");
-        assert_eq!(unallocated(&w.store.ledger_report().await.unwrap()), -v.total.fen(), "{backend}: held as a liability");
+        assert_eq!(
+            unallocated(&w.store.ledger_report().await.unwrap()),
+            -v.total.fen(),
+            "{backend}: held as a liability"
+        );
         // ... and later that it succeeded after all: the books follow the money
         let ok = RefundProgress::Succeeded { provider_refund_id: Some("5030000000001".into()) };
         w.store.refund_progress(&refund.id, &ok, 20_000, &RandomIds).await.unwrap();
