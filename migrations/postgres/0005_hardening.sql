@@ -47,3 +47,11 @@ CREATE TRIGGER journal_entries_guard BEFORE INSERT OR UPDATE OR DELETE ON journa
 
 -- G4: re-drive counts its attempts at a stored notification and gives up after a bound.
 ALTER TABLE notifications ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0;
+
+-- C4: a provider transaction already booked, reported again for another order or amount, is an
+-- exception of its own kind (`txn_conflict`), recorded once per transaction and order.
+ALTER TABLE payment_exceptions DROP CONSTRAINT payment_exceptions_kind_check;
+ALTER TABLE payment_exceptions ADD CONSTRAINT payment_exceptions_kind_check
+    CHECK (kind IN ('amount_mismatch', 'late_payment', 'bills_unavailable', 'refund_failed', 'txn_conflict'));
+DROP INDEX payment_exceptions_once;
+CREATE UNIQUE INDEX payment_exceptions_once ON payment_exceptions (kind, provider, provider_txn_id, out_trade_no);

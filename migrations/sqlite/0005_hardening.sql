@@ -23,3 +23,32 @@ END;
 
 -- G4: re-drive counts its attempts at a stored notification and gives up after a bound.
 ALTER TABLE notifications ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0;
+
+-- C4: a provider transaction already booked, reported again for another order or amount, is an
+-- exception of its own kind (`txn_conflict`), recorded once per transaction and order. SQLite
+-- cannot change a CHECK in place: the table is rebuilt with every row kept.
+CREATE TABLE payment_exceptions_v5 (
+    id              TEXT PRIMARY KEY,
+    kind            TEXT NOT NULL CHECK (kind IN ('amount_mismatch', 'late_payment', 'bills_unavailable', 'refund_failed', 'txn_conflict')),
+    session_id      TEXT,
+    provider        TEXT NOT NULL,
+    channel_id      TEXT,
+    out_trade_no    TEXT NOT NULL,
+    provider_txn_id TEXT NOT NULL,
+    amount_fen      BIGINT NOT NULL,
+    expected_fen    BIGINT,
+    status          TEXT NOT NULL CHECK (status IN ('open', 'held', 'refund_pending', 'refunded', 'resolved')),
+    detail          TEXT NOT NULL,
+    resolution      TEXT,
+    resolved_by     TEXT,
+    created_at      BIGINT NOT NULL,
+    updated_at      BIGINT NOT NULL
+);
+INSERT INTO payment_exceptions_v5 (id, kind, session_id, provider, channel_id, out_trade_no, provider_txn_id, amount_fen,
+                                   expected_fen, status, detail, resolution, resolved_by, created_at, updated_at)
+    SELECT id, kind, session_id, provider, channel_id, out_trade_no, provider_txn_id, amount_fen,
+           expected_fen, status, detail, resolution, resolved_by, created_at, updated_at FROM payment_exceptions;
+DROP TABLE payment_exceptions;
+ALTER TABLE payment_exceptions_v5 RENAME TO payment_exceptions;
+CREATE UNIQUE INDEX payment_exceptions_once ON payment_exceptions (kind, provider, provider_txn_id, out_trade_no);
+CREATE INDEX payment_exceptions_status ON payment_exceptions (status, created_at);

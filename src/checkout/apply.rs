@@ -1,8 +1,8 @@
 //! The payment rules (C3, C4), in one pure place.
 //!
 //! [`PaymentRules::book`] takes what the store read under its locks — the session of the
-//! reported order (a [`SessionSnapshot`]) and whether the provider transaction is already
-//! booked — and a verified provider report ([`VerifiedPayment`]), decides what the money is
+//! reported order (a [`SessionSnapshot`]) and the provider transaction as booked before, if it
+//! was (a [`BookedTxn`]) — and a verified provider report ([`VerifiedPayment`]), decides what the money is
 //! (paid, late, amount mismatch, duplicate report, unknown order) and returns a [`Booking`]: every
 //! row to write, already validated (balanced postings, status transitions allowed by the domain's
 //! status types, one payment per payable adding up to the session's total). The store writes a
@@ -48,6 +48,20 @@ impl SessionSnapshot {
     }
 }
 
+/// A provider transaction as it was booked: the order and the amount it was reported for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookedTxn {
+    pub out_trade_no: OutTradeNo,
+    pub amount: Money,
+}
+
+impl BookedTxn {
+    /// The transaction as `p` reports it.
+    pub fn of(p: &VerifiedPayment) -> BookedTxn {
+        BookedTxn { out_trade_no: p.out_trade_no.clone(), amount: p.amount }
+    }
+}
+
 /// A provider's verified report that a trade was paid: from a notification (signature, account,
 /// time window and currency already checked by the gateway) or from a status query.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,15 +92,19 @@ pub enum ApplyResult {
     AmountMismatch { session_id: SessionId, exception_id: ExceptionId },
     /// No session has this order number on this channel.
     UnknownOrder,
+    /// The provider transaction was booked before for another order or amount: nothing is
+    /// booked, an exception tells a person (the session stays as it was).
+    TxnConflict { session_id: SessionId, exception_id: ExceptionId },
 }
 
 impl ApplyResult {
     /// What the notification row says afterwards.
     pub fn notification_status(&self) -> NotificationStatus {
         match self {
-            ApplyResult::Paid { .. } | ApplyResult::LatePayment { .. } | ApplyResult::AmountMismatch { .. } => {
-                NotificationStatus::Applied
-            }
+            ApplyResult::Paid { .. }
+            | ApplyResult::LatePayment { .. }
+            | ApplyResult::AmountMismatch { .. }
+            | ApplyResult::TxnConflict { .. } => NotificationStatus::Applied,
             ApplyResult::Duplicate => NotificationStatus::Duplicate,
             ApplyResult::UnknownOrder => NotificationStatus::Rejected,
         }
@@ -187,6 +205,33 @@ pub struct NewException {
     pub expected: Option<Money>,
     pub status: ExceptionStatus,
     pub detail: String,
+}
+
+impl NewException {
+    /// An exception about report `p` for session `s`, `expected` being what it should have been.
+    fn for_report(
+        id: ExceptionId,
+        kind: ExceptionKind,
+        s: &SessionSnapshot,
+        p: &VerifiedPayment,
+        expected: Money,
+        status: ExceptionStatus,
+        detail: String,
+    ) -> NewException {
+        NewException {
+            id,
+            kind,
+            session_id: Some(s.session_id.clone()),
+            provider: p.provider,
+            channel_id: p.channel_id.clone(),
+            out_trade_no: p.out_trade_no.clone(),
+            provider_txn_id: p.provider_txn_id.clone(),
+            amount: p.amount,
+            expected: Some(expected),
+            status,
+            detail,
+        }
+    }
 }
 
 /// A refund to queue at the provider (driven by the refund worker until it is final).
@@ -359,12 +404,12 @@ pub struct PaymentRules {
 
 impl PaymentRules {
     /// Decides a reported payment and returns everything to write. `session` is the session the
-    /// order number names (`None`: no such order); `txn_booked` says whether the provider
-    /// transaction was accounted for before.
+    /// order number names (`None`: no such order); `booked` is the provider transaction as it
+    /// was accounted for before, if it was.
     pub fn book(
         &self,
         session: Option<&SessionSnapshot>,
-        txn_booked: bool,
+        booked: Option<&BookedTxn>,
         p: &VerifiedPayment,
         ids: &mut dyn FnMut() -> u128,
     ) -> Result<Booking, ApplyError> {
@@ -373,11 +418,17 @@ impl PaymentRules {
         let Some(s) = session.filter(|s| s.channel_id == p.channel_id) else {
             return Ok(Booking::empty(ApplyResult::UnknownOrder, at));
         };
-        if txn_booked {
-            let mut b = Booking::empty(ApplyResult::Duplicate, at);
-            b.event = Some(self.event(p, "duplicate"));
-            b.notification = self.finish(p, NotificationStatus::Duplicate, None);
-            return Ok(b);
+        match booked {
+            // the same report again: a duplicate, nothing changes
+            Some(b) if *b == BookedTxn::of(p) => {
+                let mut b = Booking::empty(ApplyResult::Duplicate, at);
+                b.event = Some(self.event(p, "duplicate"));
+                b.notification = self.finish(p, NotificationStatus::Duplicate, None);
+                return Ok(b);
+            }
+            // the same transaction id for another order or amount: never dropped silently
+            Some(b) => return Ok(self.conflict(s, b, p, ids)),
+            None => {}
         }
         if s.status != SessionStatus::Pending {
             let detail = format!(
@@ -397,6 +448,45 @@ impl PaymentRules {
             return self.unallocated(s, p, ids, ExceptionKind::AmountMismatch, detail, false);
         }
         self.paid(s, p, ids)
+    }
+
+    /// A transaction id booked before, reported for another order or amount (a provider fault,
+    /// or a sandbox whose ids restarted): no money is booked — the id can be booked once — and
+    /// an open exception names both reports for a person to settle with the provider.
+    fn conflict(
+        &self,
+        s: &SessionSnapshot,
+        booked: &BookedTxn,
+        p: &VerifiedPayment,
+        ids: &mut dyn FnMut() -> u128,
+    ) -> Booking {
+        let exception_id = ExceptionId::from_u128(ids());
+        let detail = format!(
+            "provider transaction {} was booked for order {} ({}); now it is reported for order {} ({}); \
+             nothing was booked for this report and the session stays {}",
+            p.provider_txn_id,
+            booked.out_trade_no,
+            booked.amount.display(),
+            p.out_trade_no,
+            p.amount.display(),
+            s.status.as_str()
+        );
+        let mut b = Booking::empty(
+            ApplyResult::TxnConflict { session_id: s.session_id.clone(), exception_id: exception_id.clone() },
+            p.received_at_ms,
+        );
+        b.event = Some(self.event(p, "txn_conflict"));
+        b.notification = self.finish(p, NotificationStatus::Applied, Some("txn_conflict: recorded as an exception"));
+        b.exception = Some(NewException::for_report(
+            exception_id,
+            ExceptionKind::TxnConflict,
+            s,
+            p,
+            booked.amount,
+            ExceptionStatus::Open,
+            detail,
+        ));
+        b
     }
 
     fn event(&self, p: &VerifiedPayment, outcome: &'static str) -> EventRecord {
@@ -590,19 +680,8 @@ impl PaymentRules {
             disposition: Disposition::Unallocated,
             journal_entry_id: entry_id,
         });
-        b.exception = Some(NewException {
-            id: exception_id,
-            kind,
-            session_id: Some(s.session_id.clone()),
-            provider: p.provider,
-            channel_id: p.channel_id.clone(),
-            out_trade_no: p.out_trade_no.clone(),
-            provider_txn_id: p.provider_txn_id.clone(),
-            amount: p.amount,
-            expected: Some(s.total),
-            status: if auto_refund { ExceptionStatus::RefundPending } else { ExceptionStatus::Held },
-            detail,
-        });
+        let status = if auto_refund { ExceptionStatus::RefundPending } else { ExceptionStatus::Held };
+        b.exception = Some(NewException::for_report(exception_id, kind, s, p, s.total, status, detail));
         b.refund = refund;
         b.outbox.push(OutboxEvent {
             id: OutboxId::from_u128(ids()),

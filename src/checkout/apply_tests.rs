@@ -48,10 +48,37 @@ fn payment(amount: i64, txn: &str) -> VerifiedPayment {
 const AUTO: PaymentRules = PaymentRules { late_policy: LatePaymentPolicy::AutoRefund };
 const HOLD: PaymentRules = PaymentRules { late_policy: LatePaymentPolicy::Hold };
 
+/// Issue 13 #11: a transaction id booked before, reported for another order or another amount,
+/// books nothing and opens an exception (it used to be answered "duplicate" and dropped).
+#[test]
+fn a_booked_transaction_reported_for_another_order_or_amount_is_an_exception() {
+    let s = snapshot(SessionStatus::Pending, &[5000]);
+    let p = payment(5000, "T1");
+    let elsewhere = BookedTxn { out_trade_no: OutTradeNo::from_u128(77), amount: m(5000) };
+    let other_amount = BookedTxn { out_trade_no: p.out_trade_no.clone(), amount: m(4000) };
+    for booked in [&elsewhere, &other_amount] {
+        let b = AUTO.book(Some(&s), Some(booked), &p, &mut counter()).unwrap();
+        assert!(matches!(b.result, ApplyResult::TxnConflict { .. }), "{:?}", b.result);
+        assert!(b.payments.is_empty() && b.entry.is_none() && b.provider_txn.is_none() && b.session_paid.is_none());
+        assert!(b.refund.is_none(), "no money was booked, so none goes back");
+        let e = b.exception.as_ref().unwrap();
+        assert_eq!(
+            (e.kind, e.status, e.expected),
+            (ExceptionKind::TxnConflict, ExceptionStatus::Open, Some(booked.amount))
+        );
+        assert!(e.detail.contains(&booked.out_trade_no.to_string()) && e.detail.contains(&p.out_trade_no.to_string()));
+        assert_eq!(b.notification.as_ref().unwrap().status, NotificationStatus::Applied);
+        assert_eq!(s.after(&b), s, "the session stays as it was");
+    }
+    // the very same report again is still a plain duplicate
+    let b = AUTO.book(Some(&s), Some(&BookedTxn::of(&p)), &p, &mut counter()).unwrap();
+    assert_eq!(b.result, ApplyResult::Duplicate);
+}
+
 #[test]
 fn pays_every_payable_once() {
     let s = snapshot(SessionStatus::Pending, &[32000, 98000, 20000]);
-    let b = AUTO.book(Some(&s), false, &payment(150000, "T1"), &mut counter()).unwrap();
+    let b = AUTO.book(Some(&s), None, &payment(150000, "T1"), &mut counter()).unwrap();
     assert!(matches!(b.result, ApplyResult::Paid { payables: 3, .. }));
     assert_eq!(b.payments.len(), 3);
     assert_eq!(Money::sum(b.payments.iter().map(|x| x.amount)).unwrap(), m(150000));
@@ -64,24 +91,26 @@ fn pays_every_payable_once() {
     let receipts: std::collections::HashSet<_> = b.payments.iter().map(|x| x.receipt_no.clone()).collect();
     assert_eq!(receipts.len(), 3, "receipt numbers are distinct");
     // the same report again, after the booking: a duplicate
-    let again = AUTO.book(Some(&s.after(&b)), true, &payment(150000, "T1"), &mut counter()).unwrap();
+    let again = AUTO
+        .book(Some(&s.after(&b)), Some(&BookedTxn::of(&payment(150000, "T1"))), &payment(150000, "T1"), &mut counter())
+        .unwrap();
     assert_eq!(again.result, ApplyResult::Duplicate);
     assert!(again.payments.is_empty() && again.entry.is_none());
     // another transaction for the paid session: late money
-    let late = AUTO.book(Some(&s.after(&b)), false, &payment(150000, "T2"), &mut counter()).unwrap();
+    let late = AUTO.book(Some(&s.after(&b)), None, &payment(150000, "T2"), &mut counter()).unwrap();
     assert!(matches!(late.result, ApplyResult::LatePayment { refund_queued: true, .. }));
 }
 
 #[test]
 fn late_money_is_kept_and_refunded_or_held() {
     let s = snapshot(SessionStatus::Expired, &[5000]);
-    let auto = AUTO.book(Some(&s), false, &payment(5000, "T1"), &mut counter()).unwrap();
+    let auto = AUTO.book(Some(&s), None, &payment(5000, "T1"), &mut counter()).unwrap();
     assert!(matches!(auto.result, ApplyResult::LatePayment { refund_queued: true, .. }));
     assert_eq!(auto.exception.as_ref().unwrap().status, ExceptionStatus::RefundPending);
     let r = auto.refund.as_ref().unwrap();
     assert_eq!(r.amount, m(5000));
     assert!(r.out_refund_no.starts_with("RF"));
-    let held = HOLD.book(Some(&s), false, &payment(5000, "T1"), &mut counter()).unwrap();
+    let held = HOLD.book(Some(&s), None, &payment(5000, "T1"), &mut counter()).unwrap();
     assert!(matches!(held.result, ApplyResult::LatePayment { refund_queued: false, .. }));
     assert_eq!(held.exception.as_ref().unwrap().status, ExceptionStatus::Held);
     assert!(held.refund.is_none());
@@ -91,7 +120,7 @@ fn late_money_is_kept_and_refunded_or_held() {
 #[test]
 fn wrong_amount_keeps_the_session_unpaid() {
     let s = snapshot(SessionStatus::Pending, &[5000]);
-    let b = AUTO.book(Some(&s), false, &payment(4999, "T1"), &mut counter()).unwrap();
+    let b = AUTO.book(Some(&s), None, &payment(4999, "T1"), &mut counter()).unwrap();
     assert!(matches!(b.result, ApplyResult::AmountMismatch { .. }));
     assert!(b.session_paid.is_none() && b.refund.is_none());
     assert_eq!(b.exception.as_ref().unwrap().kind, ExceptionKind::AmountMismatch);
@@ -100,12 +129,12 @@ fn wrong_amount_keeps_the_session_unpaid() {
 
 #[test]
 fn unknown_orders_write_nothing() {
-    let b = AUTO.book(None, false, &payment(5000, "T1"), &mut counter()).unwrap();
+    let b = AUTO.book(None, None, &payment(5000, "T1"), &mut counter()).unwrap();
     assert_eq!(b.result, ApplyResult::UnknownOrder);
     assert!(b.is_empty());
     let mut s = snapshot(SessionStatus::Pending, &[5000]);
     s.channel_id = ChannelId::from_u128(77);
-    let b = AUTO.book(Some(&s), false, &payment(5000, "T1"), &mut counter()).unwrap();
+    let b = AUTO.book(Some(&s), None, &payment(5000, "T1"), &mut counter()).unwrap();
     assert_eq!(b.result, ApplyResult::UnknownOrder, "another channel's order");
 }
 
@@ -114,12 +143,12 @@ fn inconsistent_sessions_are_errors() {
     let mut s = snapshot(SessionStatus::Pending, &[5000, 1000]);
     s.total = m(7000);
     assert!(matches!(
-        AUTO.book(Some(&s), false, &payment(7000, "T1"), &mut counter()),
+        AUTO.book(Some(&s), None, &payment(7000, "T1"), &mut counter()),
         Err(ApplyError::PayablesDoNotAddUp { .. })
     ));
     let mut s = snapshot(SessionStatus::Pending, &[5000]);
     s.payables.clear();
-    assert!(matches!(AUTO.book(Some(&s), false, &payment(5000, "T1"), &mut counter()), Err(ApplyError::NoPayables(_))));
+    assert!(matches!(AUTO.book(Some(&s), None, &payment(5000, "T1"), &mut counter()), Err(ApplyError::NoPayables(_))));
 }
 
 #[test]
@@ -152,7 +181,7 @@ proptest! {
         let amount = (total + delta).max(1);
         let rules = if auto { AUTO } else { HOLD };
         let p = payment(amount, "TX");
-        let b = rules.book(known.then_some(&s), booked, &p, &mut counter()).unwrap();
+        let b = rules.book(known.then_some(&s), booked.then(|| BookedTxn::of(&p)).as_ref(), &p, &mut counter()).unwrap();
         if let Some(e) = &b.entry {
             let sum = Money::sum(e.postings.lines().iter().map(|l| l.amount)).unwrap();
             prop_assert_eq!(sum, Money::ZERO);
@@ -185,10 +214,11 @@ proptest! {
                 prop_assert!(known && !booked && st == SessionStatus::Pending && amount != total);
                 prop_assert!(b.payments.is_empty() && b.session_paid.is_none() && b.refund.is_none());
             }
+            ApplyResult::TxnConflict { .. } => prop_assert!(false, "the same report is a duplicate, not a conflict"),
         }
         // applying the booking and hearing the same report again changes nothing more
         if known && !b.is_empty() {
-            let again = rules.book(Some(&s.after(&b)), true, &p, &mut counter()).unwrap();
+            let again = rules.book(Some(&s.after(&b)), Some(&BookedTxn::of(&p)), &p, &mut counter()).unwrap();
             prop_assert_eq!(again.result, ApplyResult::Duplicate);
         }
     }
@@ -202,16 +232,16 @@ proptest! {
     ) {
         let mut s = snapshot(SessionStatus::Pending, &amounts);
         let total: i64 = amounts.iter().sum();
-        let mut booked = std::collections::HashSet::new();
+        let mut booked = std::collections::HashMap::new();
         let (mut paid, mut allocated, mut unallocated, mut received) = (0, 0i64, 0i64, 0i64);
         let mut ids = counter();
         for (txn, delta) in reports {
             let txn = format!("T{txn}");
             let p = payment(total + delta, &txn);
-            let b = AUTO.book(Some(&s), booked.contains(&txn), &p, &mut ids).unwrap();
+            let b = AUTO.book(Some(&s), booked.get(&txn), &p, &mut ids).unwrap();
             if b.provider_txn.is_some() {
                 received += p.amount.fen();
-                booked.insert(txn.clone());
+                booked.insert(txn.clone(), BookedTxn::of(&p));
             }
             match b.result {
                 ApplyResult::Paid { .. } => { paid += 1; allocated += b.payments.iter().map(|x| x.amount.fen()).sum::<i64>(); }

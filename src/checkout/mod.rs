@@ -222,14 +222,18 @@ pub enum ExceptionKind {
     LatePayment,
     BillsUnavailable,
     RefundFailed,
+    /// A provider transaction already booked was reported again for another order or amount:
+    /// nothing is booked, a person finds out why.
+    TxnConflict,
 }
 
 impl ExceptionKind {
-    pub const ALL: [ExceptionKind; 4] = [
+    pub const ALL: [ExceptionKind; 5] = [
         ExceptionKind::AmountMismatch,
         ExceptionKind::LatePayment,
         ExceptionKind::BillsUnavailable,
         ExceptionKind::RefundFailed,
+        ExceptionKind::TxnConflict,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -238,6 +242,7 @@ impl ExceptionKind {
             ExceptionKind::LatePayment => "late_payment",
             ExceptionKind::BillsUnavailable => "bills_unavailable",
             ExceptionKind::RefundFailed => "refund_failed",
+            ExceptionKind::TxnConflict => "txn_conflict",
         }
     }
 

@@ -237,6 +237,12 @@ impl Services {
             }
             ApplyResult::Duplicate => tracing::debug!(txn = %p.provider_txn_id, "duplicate payment report"),
             ApplyResult::UnknownOrder => tracing::warn!(out_trade_no = %p.out_trade_no, "payment for an unknown order"),
+            ApplyResult::TxnConflict { session_id, exception_id } => tracing::error!(
+                session = %session_id,
+                exception = %exception_id,
+                txn = %p.provider_txn_id,
+                "a booked provider transaction was reported for another order or amount; recorded as an exception"
+            ),
         }
     }
 

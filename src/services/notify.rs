@@ -192,6 +192,9 @@ impl Services {
                             ApplyResult::LatePayment { .. } => {
                                 result.reason = Some("late_payment: recorded as unallocated".into());
                             }
+                            ApplyResult::TxnConflict { .. } => {
+                                result.reason = Some("txn_conflict: recorded as an exception".into());
+                            }
                             ApplyResult::Paid { .. } | ApplyResult::Duplicate => {}
                         }
                         r.accepted()

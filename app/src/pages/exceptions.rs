@@ -16,6 +16,8 @@ fn kind_label(kind: &str, en: bool) -> &'static str {
         ("bills_unavailable", true) => "Bills already paid another way",
         ("refund_failed", false) => "退款失败",
         ("refund_failed", true) => "Refund failed",
+        ("txn_conflict", false) => "交易号重复上报",
+        ("txn_conflict", true) => "Transaction reported twice",
         (_, false) => "其他",
         (_, true) => "Other",
     }
@@ -55,6 +57,17 @@ fn explain(x: &clinicpay::checkout::ExceptionView, en: bool) -> String {
         ("amount_mismatch", Some(e)) => {
             format!("渠道报告实付 {amount}，但本次收费应付 {}；收费保持未支付", e.display())
         }
+        ("txn_conflict", Some(e)) if en => format!(
+            "the provider's transaction {} was already booked ({}) for another order or amount; \
+             this report of {amount} was not booked — check it with the provider",
+            x.provider_txn_id,
+            e.display()
+        ),
+        ("txn_conflict", Some(e)) => format!(
+            "渠道交易号 {} 已入账（{}），现又以其他订单或金额上报 {amount}；本次未入账，请与渠道核对",
+            x.provider_txn_id,
+            e.display()
+        ),
         _ => x.detail.clone(),
     }
 }
@@ -228,6 +241,11 @@ mod tests {
         );
         assert_eq!(explain(&mismatch, false), "渠道报告实付 ¥429.60，但本次收费应付 ¥400.00；收费保持未支付");
         assert_eq!(resolution_text(&mismatch, false).as_deref(), Some("自动退款失败：ACQ.SYSTEM_ERROR；请人工处理"));
+
+        let conflict = exception("txn_conflict", "open", "…", None);
+        assert_eq!(kind_label("txn_conflict", false), "交易号重复上报");
+        assert!(explain(&conflict, false).starts_with("渠道交易号 2026 已入账（¥400.00）"));
+        assert!(explain(&conflict, true).contains("this report of ¥429.60 was not booked"));
 
         // a person's note and a kind the page has no words for are shown as written
         let other = exception("refund_failed", "resolved", "as stored", Some("已电话联系患者"));

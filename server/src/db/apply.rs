@@ -15,13 +15,13 @@ use super::notifications::{finish_all, record_events};
 use super::outbox::insert_events;
 use super::refunds::insert_refunds;
 use super::sql::{a, run_rows, sql, Arg, Db, Tx};
-use clinicpay::checkout::apply::{ApplyResult, Booking, PaymentRules, SessionSnapshot, VerifiedPayment};
+use clinicpay::checkout::apply::{ApplyResult, BookedTxn, Booking, PaymentRules, SessionSnapshot, VerifiedPayment};
 use clinicpay::checkout::payable::{FrozenPayable, PayableId, PayableKind};
 use clinicpay::ids::{ChannelId, OutTradeNo, SessionId};
 use clinicpay::money::Money;
 use clinicpay::payments::{Provider, SessionStatus};
 use clinicpay::ports::{IdGen, StoreError, StoreResult};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 #[derive(sqlx::FromRow)]
 struct SessionRow {
@@ -53,6 +53,10 @@ struct BookedRow {
     #[sqlx(try_from = "String")]
     provider: Provider,
     provider_txn_id: String,
+    #[sqlx(try_from = "String")]
+    out_trade_no: OutTradeNo,
+    #[sqlx(try_from = "i64")]
+    amount_fen: Money,
 }
 
 /// What the rules decide against: the sessions named by the reports, and the provider
@@ -60,7 +64,7 @@ struct BookedRow {
 #[derive(Default)]
 struct State {
     sessions: HashMap<OutTradeNo, SessionSnapshot>,
-    booked: HashSet<(Provider, String)>,
+    booked: HashMap<(Provider, String), BookedTxn>,
 }
 
 /// Reads (and locks) what a set of reports touches.
@@ -101,11 +105,16 @@ async fn read_state(tx: &mut Tx<'_>, ps: &[&VerifiedPayment]) -> StoreResult<Sta
             );
         }
     }
-    let mut q = sql("SELECT provider, provider_txn_id FROM provider_transactions WHERE provider_txn_id IN (");
+    let mut q = sql(
+        "SELECT provider, provider_txn_id, out_trade_no, amount_fen FROM provider_transactions WHERE provider_txn_id IN (",
+    );
     q.push_list(ps.iter().map(|p| p.provider_txn_id.as_str()));
     q.push(")");
     let booked: Vec<BookedRow> = q.once().fetch_all(&mut *tx).await?;
-    state.booked = booked.into_iter().map(|b| (b.provider, b.provider_txn_id)).collect();
+    state.booked = booked
+        .into_iter()
+        .map(|b| ((b.provider, b.provider_txn_id), BookedTxn { out_trade_no: b.out_trade_no, amount: b.amount_fen }))
+        .collect();
     Ok(state)
 }
 
@@ -119,14 +128,14 @@ fn decide(
     let key = (p.provider, p.provider_txn_id.clone());
     let snapshot = state.sessions.get(&p.out_trade_no);
     let booking = rules
-        .book(snapshot, state.booked.contains(&key), p, &mut || ids.next_bits())
+        .book(snapshot, state.booked.get(&key), p, &mut || ids.next_bits())
         .map_err(|e| StoreError::Internal(anyhow::anyhow!("{e}")))?;
     if let Some(s) = snapshot {
         let next = s.after(&booking);
         state.sessions.insert(p.out_trade_no.clone(), next);
     }
     if booking.provider_txn.is_some() {
-        state.booked.insert(key);
+        state.booked.insert(key, BookedTxn::of(p));
     }
     Ok(booking)
 }

@@ -38,7 +38,8 @@ pub(crate) async fn insert_exceptions(tx: &mut Tx<'_>, xs: &[(&NewException, Mil
         tx,
         "INSERT INTO payment_exceptions (id, kind, session_id, provider, channel_id, out_trade_no, provider_txn_id, amount_fen, \
          expected_fen, status, detail, created_at, updated_at) VALUES ",
-        "",
+        // once per kind, transaction and order: the same conflicting report heard again adds nothing
+        " ON CONFLICT (kind, provider, provider_txn_id, out_trade_no) DO NOTHING",
         rows,
     )
     .await?;

@@ -726,3 +726,46 @@ async fn parallel_creations_share_one_key_and_never_deadlock() {
         }
     }
 }
+
+/// Issue 13 #11: a provider transaction id already booked, reported for another order (as when
+/// an in-process sandbox's ids restarted), books nothing, leaves the session pending and opens an
+/// exception a person sees, once however often it is heard; it used to be dropped as "duplicate".
+#[tokio::test]
+async fn a_booked_transaction_reported_for_another_order_is_an_exception() {
+    for backend in backends() {
+        let w = world(backend).await;
+        let (p1, b1) = w.unpaid_of(5);
+        let first = w.create(&w.new_session(&p1, &b1)).await.unwrap();
+        let paid = w.payment(&first.out_trade_no, "TXN-SAME", first.total);
+        let r = w.store.apply_payment(&paid, &AUTO, &RandomIds).await.unwrap();
+        assert!(matches!(r, ApplyResult::Paid { .. }), "{backend}");
+        let (p2, b2) = w.unpaid_of(6);
+        let second = w.create(&w.new_session(&p2, &b2)).await.unwrap();
+        let report = w.payment(&second.out_trade_no, "TXN-SAME", second.total);
+        for _ in 0..3 {
+            let r = w.store.apply_payment(&report, &AUTO, &RandomIds).await.unwrap();
+            assert!(matches!(r, ApplyResult::TxnConflict { .. }), "{backend}: {r:?}");
+        }
+        // and in a batch, beside an ordinary payment
+        let (p3, b3) = w.unpaid_of(7);
+        let third = w.create(&w.new_session(&p3, &b3)).await.unwrap();
+        let batch = [report.clone(), w.payment(&third.out_trade_no, "TXN-THIRD", third.total)];
+        let rs = w.store.apply_payments(&batch, &AUTO, &RandomIds).await.unwrap();
+        assert!(matches!(rs[0].as_ref().unwrap(), ApplyResult::TxnConflict { .. }), "{backend}: {rs:?}");
+        assert!(matches!(rs[1].as_ref().unwrap(), ApplyResult::Paid { .. }), "{backend}: {rs:?}");
+
+        assert_eq!(w.store.session(&second.id).await.unwrap().unwrap().status, SessionStatus::Pending, "{backend}");
+        let open = w.store.list_exceptions(true, 10).await.unwrap();
+        let conflicts: Vec<_> = open.iter().filter(|e| e.kind == ExceptionKind::TxnConflict).collect();
+        assert_eq!(conflicts.len(), 1, "{backend}: once, however often heard: {open:?}");
+        let e = conflicts[0];
+        assert_eq!((e.status, e.out_trade_no.as_str()), (ExceptionStatus::Open, second.out_trade_no.as_str()));
+        assert!(e.detail.contains(first.out_trade_no.as_str()), "{backend}: names the order it was booked for");
+        assert_eq!(
+            w.db.scalar_i64("SELECT COUNT(*) FROM provider_transactions WHERE provider_txn_id = 'TXN-SAME'").await,
+            1,
+            "{backend}: booked once"
+        );
+        w.assert_books(backend).await;
+    }
+}
