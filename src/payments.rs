@@ -376,6 +376,12 @@ pub enum EventKind {
     PaymentClosed {
         out_trade_no: String,
     },
+    /// The payer tried and failed (a declined card); the order stays payable.
+    PaymentAttemptFailed {
+        out_trade_no: String,
+        /// The provider's failure code, e.g. `CARD_DECLINED`.
+        code: String,
+    },
     RefundSucceeded {
         out_trade_no: String,
         out_refund_no: String,
@@ -398,6 +404,7 @@ impl EventKind {
         match self {
             EventKind::PaymentSucceeded { out_trade_no, .. }
             | EventKind::PaymentClosed { out_trade_no }
+            | EventKind::PaymentAttemptFailed { out_trade_no, .. }
             | EventKind::RefundSucceeded { out_trade_no, .. }
             | EventKind::RefundFailed { out_trade_no, .. }
             | EventKind::Informational { out_trade_no, .. } => out_trade_no,
@@ -408,6 +415,7 @@ impl EventKind {
         match self {
             EventKind::PaymentSucceeded { .. } => "payment_succeeded",
             EventKind::PaymentClosed { .. } => "payment_closed",
+            EventKind::PaymentAttemptFailed { .. } => "payment_attempt_failed",
             EventKind::RefundSucceeded { .. } => "refund_succeeded",
             EventKind::RefundFailed { .. } => "refund_failed",
             EventKind::Informational { .. } => "informational",

@@ -27,6 +27,59 @@ pub fn Amount(#[prop(into)] value: Money, #[prop(optional)] large: bool) -> impl
     view! { <span class=class>{value.display()}</span> }
 }
 
+/// A patient's sex as the hospital records it (男 / 女), in the reader's language.
+pub fn sex_label(en: bool, recorded: &str) -> String {
+    match (en, recorded.trim()) {
+        (true, "男" | "M" | "male") => "Male".into(),
+        (true, "女" | "F" | "female") => "Female".into(),
+        (false, "M" | "male") => "男".into(),
+        (false, "F" | "female") => "女".into(),
+        (_, other) => other.to_string(),
+    }
+}
+
+/// An audit action in words (the stored code stays in the log and its hash chain).
+pub fn audit_action_label(en: bool, code: &str) -> String {
+    let (zh, e) = match code {
+        "login" => ("登录", "Logged in"),
+        "login_failed" => ("登录失败", "Failed login"),
+        "logout" => ("退出登录", "Logged out"),
+        "user_created" => ("创建用户", "User created"),
+        "user_disabled" => ("停用用户", "User disabled"),
+        "user_enabled" => ("启用用户", "User enabled"),
+        "password_reset" => ("重置密码", "Password reset"),
+        "api_token_created" => ("创建 API 令牌", "API token created"),
+        "api_token_disabled" => ("停用 API 令牌", "API token disabled"),
+        "channel_created" => ("新增支付渠道", "Channel created"),
+        "channel_updated" => ("修改支付渠道", "Channel changed"),
+        "channel_made_default" => ("设为默认渠道", "Channel made default"),
+        "channel_secrets_reencrypted" => ("重新加密渠道密钥", "Channel secrets re-encrypted"),
+        "exception_refund" => ("异常：原路退款", "Exception: refund"),
+        "exception_resolved" => ("异常：标记已处理", "Exception: resolved"),
+        other => return other.to_string(),
+    };
+    (if en { e } else { zh }).to_string()
+}
+
+/// A provider notification's outcome in words.
+pub fn notification_status_label(en: bool, status: clinicpay::payments::NotificationStatus) -> &'static str {
+    use clinicpay::payments::NotificationStatus as N;
+    match (status, en) {
+        (N::Received, false) => "待处理",
+        (N::Received, true) => "Waiting",
+        (N::Applied, false) => "已处理",
+        (N::Applied, true) => "Applied",
+        (N::Duplicate, false) => "重复通知",
+        (N::Duplicate, true) => "Duplicate",
+        (N::Rejected, false) => "已拒绝",
+        (N::Rejected, true) => "Rejected",
+        (N::Failed, false) => "处理失败",
+        (N::Failed, true) => "Failed",
+        (N::Ignored, false) => "无需处理",
+        (N::Ignored, true) => "Ignored",
+    }
+}
+
 /// Bill status in words and colour (never colour alone).
 #[component]
 pub fn BillStatusBadge(status: BillStatus) -> impl IntoView {
@@ -44,12 +97,27 @@ pub fn ErrorView(err: AppError) -> impl IntoView {
     let message = err.message.clone();
     let detail_msg = message.clone();
     let detail_code = code.clone();
-    let text = move || error_text(&code, i18n.lang.get()).map(str::to_string).unwrap_or_else(|| message.clone());
-    // the specifics (which field, which id) as the server said them
+    let text = move || {
+        error_text(&code, i18n.lang.get()).map(str::to_string).unwrap_or_else(|| {
+            if i18n.is_en() {
+                message.clone()
+            } else {
+                "操作未完成，请重试或联系技术支持".to_string()
+            }
+        })
+    };
+    // the specifics (which field, which id) as the server said them — in English, so only on
+    // an English screen (a Chinese screen keeps the code for support)
     let detail = move || {
-        error_text(&detail_code, i18n.lang.get())
-            .is_some()
-            .then(|| view! { <p class="alert-detail">{detail_msg.clone()}</p> })
+        if error_text(&detail_code, i18n.lang.get()).is_none() {
+            None
+        } else if i18n.is_en() {
+            Some(view! { <p class="alert-detail">{detail_msg.clone()}</p> }.into_any())
+        } else {
+            // the field it is about (`page: must be …` names it), without the English sentence
+            field_of(&detail_msg)
+                .map(|f| view! { <p class="alert-detail">{format!("有问题的参数：{f}")}</p> }.into_any())
+        }
     };
     view! {
         <div class="alert alert-error" role="alert">
@@ -62,6 +130,15 @@ pub fn ErrorView(err: AppError) -> impl IntoView {
             })}
         </div>
     }
+}
+
+/// The field a server message names (`page: must be a whole number`), if it names one.
+fn field_of(message: &str) -> Option<&str> {
+    let (field, _) = message.split_once(':')?;
+    let ok = !field.is_empty()
+        && field.len() <= 32
+        && field.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    ok.then_some(field)
 }
 
 #[component]

@@ -121,6 +121,37 @@ pub fn error_text(code: &str, lang: Lang) -> Option<&'static str> {
         "cannot_disable_self" => ("不能停用自己的账号", "You cannot disable your own account"),
         "csrf" => ("请求来源不被允许", "Request origin not allowed"),
         "internal" => ("系统内部错误，请联系技术支持", "Internal error; please contact support"),
+        "no_bills" => ("请至少选择一笔账单", "Choose at least one bill"),
+        "too_many_bills" => ("一次选择的账单过多，请分次支付", "Too many bills for one payment; pay them in parts"),
+        "duplicate_bill" => ("同一账单被选择了两次", "The same bill was chosen twice"),
+        "bad_payment_method" => ("不支持的支付方式", "That payment method is not offered"),
+        "bad_timeout" => ("二维码有效期不正确", "Invalid QR lifetime"),
+        "bad_idempotency_key" => {
+            ("请求编号格式不正确，请刷新页面后重试", "Malformed request key; reload the page and try again")
+        }
+        "no_channel" => {
+            ("该支付方式尚未配置可用渠道，请联系管理员", "No channel is set up for this method; ask an administrator")
+        }
+        "unknown_channel" => ("支付渠道不存在", "Unknown channel"),
+        "unknown_bill" => ("账单不存在", "That bill does not exist"),
+        "bill_of_other_patient" => ("账单属于其他患者", "That bill belongs to another patient"),
+        "bill_not_payable" => {
+            ("账单已支付、已作废或已退款，不能再收费", "That bill is paid, void or refunded and cannot be charged")
+        }
+        "bill_in_active_session" => ("账单已在另一笔进行中的支付里", "That bill is already in an open payment"),
+        "idempotency_key_reused" => {
+            ("请求编号已被另一笔请求使用，请刷新页面", "That request key was used for another request; reload the page")
+        }
+        "session_not_pending" => {
+            ("这笔支付已结束（已付款、已取消或已过期）", "This payment has already ended (paid, cancelled or expired)")
+        }
+        "session_not_paid" => ("这笔支付尚未付款，没有收据", "This payment is not paid: there is no receipt"),
+        "provider_error" => (
+            "支付渠道暂时无法处理，请稍后重试或换一种支付方式",
+            "The provider could not do it now; try again or use another channel",
+        ),
+        "exception_already_decided" => ("该异常已被处理", "This exception has already been decided"),
+        "conflict" => ("数据已被他人修改，请刷新后重试", "Someone else changed this; reload and try again"),
         _ => return None,
     };
     Some(match lang {

@@ -2,6 +2,7 @@
 //! functions behind them.
 
 pub mod api;
+pub mod assets;
 pub mod components;
 pub mod error;
 pub mod i18n;
@@ -14,7 +15,7 @@ use crate::components::{NotAllowed, NotFound};
 use crate::i18n::{I18n, Lang};
 use clinicpay::auth::{Access, CurrentUser};
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::components::{Outlet, ParentRoute, Route, Router, Routes, A};
 use leptos_router::hooks::use_location;
 use leptos_router::{path, SsrMode};
@@ -25,6 +26,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     // The logged-in user travels with the page, so the shell renders without a round trip and
     // the browser hydrates exactly what the server rendered.
     let user_json = serde_json::to_string(&initial_user()).unwrap_or_else(|_| "null".into());
+    let assets = crate::assets::urls();
+    let boot = crate::assets::boot_script(&assets);
     view! {
         <!DOCTYPE html>
         <html lang=lang.html_lang()>
@@ -34,7 +37,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="cp-user" content=user_json/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <AutoReload options=options.clone()/>
-                <HydrationScripts options/>
+                <link rel="stylesheet" id="leptos" href=assets.css.clone()/>
+                <link rel="modulepreload" href=assets.js.clone()/>
+                <link rel="preload" href=assets.wasm.clone() r#as="fetch" r#type="application/wasm" crossorigin=""/>
+                <script type="module" inner_html=boot></script>
                 <MetaTags/>
             </head>
             <body>
@@ -117,7 +123,6 @@ pub fn App() -> impl IntoView {
     });
 
     view! {
-        <Stylesheet id="leptos" href="/pkg/clinicpay.css"/>
         // A plain value, not a signal: the server reads the title after rendering, where no
         // reactive arena may be active (reading a signal there panicked under load). The
         // browser follows a language switch through the effect above.
@@ -132,6 +137,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("patients") view=pages::patients::PatientsPage ssr=SsrMode::Async/>
                     <Route path=path!("patients/:id") view=pages::patients::PatientPage ssr=SsrMode::Async/>
                     <Route path=path!("charge") view=pages::charge::ChargePage ssr=SsrMode::Async/>
+                    <Route path=path!("receipts/:id") view=pages::receipts::ReceiptPage ssr=SsrMode::Async/>
                     <Route path=path!("exceptions") view=pages::exceptions::ExceptionsPage ssr=SsrMode::Async/>
                     <Route path=path!("admin/users") view=pages::admin::UsersPage ssr=SsrMode::Async/>
                     <Route path=path!("admin/channels") view=pages::admin_pay::ChannelsPage ssr=SsrMode::Async/>
@@ -158,6 +164,7 @@ fn Layout(children: ChildrenFn) -> impl IntoView {
         <main id="main" class="main">
             {move || if allowed.get() { children().into_any() } else { view! { <NotAllowed/> }.into_any() }}
         </main>
+        <p class="hydrating-note no-print">{move || i18n.t("正在加载页面…", "Loading the page…")}</p>
         <footer class="footer">{move || i18n.t("ClinicPay · 医院收费与账务", "ClinicPay · hospital payments and books")}</footer>
     }
 }

@@ -132,6 +132,10 @@ test('a short QR expires; refreshing gives a new one', async ({ page, browser })
   await expect(page.locator('img.qr')).toBeVisible();
   await expect(page.getByRole('timer')).toContainText(/00:[0-5]\d/);
   await expect(page.getByRole('heading', { name: '二维码已过期' })).toBeVisible({ timeout: 90_000 });
+  // the bills are unpaid again, and the card says so (issue 14 #4: it said "nothing owed")
+  await expect(page.getByTestId('unpaid-summary')).toHaveText(`共 ${bills.length} 笔未结清账单`);
+  await expect(page.getByText('该患者没有待缴费用。')).toHaveCount(0);
+  await expect(page.getByTestId('end-reason')).toHaveText('二维码已过期，未收到付款。');
   await shot(page, 'charge-expired');
   await page.getByRole('button', { name: '重新开始' }).click();
   await page.getByRole('button', { name: /扫码支付/ }).click();

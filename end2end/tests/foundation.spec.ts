@@ -99,7 +99,9 @@ test('bad input in the address is explained, not a crash', async ({ page }) => {
   await login(page, 'cashier');
   const resp = await page.goto('/bills?page=abc');
   expect(resp?.status()).toBe(400);
-  await expect(page.getByRole('alert')).toContainText('page');
+  // which parameter, in Chinese: no English sentence inside a Chinese error (issue 14 #8)
+  await expect(page.getByRole('alert')).toContainText('有问题的参数：page');
+  await expect(page.getByRole('alert')).not.toContainText('must be');
   const resp2 = await page.goto('/bills/not-an-id');
   expect(resp2?.status()).toBe(400);
   await expect(page.getByRole('alert')).toBeVisible();

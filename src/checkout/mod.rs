@@ -161,6 +161,32 @@ pub struct SessionView {
     pub close_reason: Option<String>,
     pub replaced_by: Option<SessionId>,
     pub payables: Vec<SessionPayable>,
+    /// The provider's word on the payer's last failed attempt (a declined card), while the
+    /// session stays payable: the counter tells the cashier at once.
+    pub payer_note: Option<PayerNote>,
+}
+
+/// A failed attempt by the payer that the provider reported (the order stays payable).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayerNote {
+    /// The provider's code, e.g. `CARD_DECLINED`, `INSUFFICIENT_FUNDS` (validated: A–Z, 0–9, `_`).
+    pub code: String,
+    pub at_ms: Millis,
+}
+
+impl PayerNote {
+    /// A provider's failure code as we keep it: upper-case letters, digits and `_`, at most 32;
+    /// anything else becomes `UNKNOWN` (the raw notification keeps the original).
+    pub fn clean_code(code: &str) -> String {
+        let ok = !code.is_empty()
+            && code.len() <= 32
+            && code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        if ok {
+            code.to_string()
+        } else {
+            "UNKNOWN".to_string()
+        }
+    }
 }
 
 impl SessionView {
@@ -192,6 +218,9 @@ pub enum EndReason {
     Refreshed,
     /// The provider refused to create the trade.
     CreateFailed,
+    /// The provider closed the trade (the payer cancelled, the card was declined too often,
+    /// the provider's own expiry): found by a status query.
+    ClosedAtProvider,
 }
 
 impl EndReason {
@@ -201,6 +230,7 @@ impl EndReason {
             EndReason::Cancelled => SessionStatus::Cancelled,
             EndReason::Refreshed => SessionStatus::Closed,
             EndReason::CreateFailed => SessionStatus::Failed,
+            EndReason::ClosedAtProvider => SessionStatus::Expired,
         }
     }
 
@@ -210,6 +240,7 @@ impl EndReason {
             EndReason::Cancelled => "cancelled",
             EndReason::Refreshed => "refreshed",
             EndReason::CreateFailed => "create_failed",
+            EndReason::ClosedAtProvider => "closed_at_provider",
         }
     }
 }

@@ -84,6 +84,11 @@ pub trait CheckoutStore: Send + Sync {
         at_ms: Millis,
         close_at_provider: bool,
     ) -> StoreResult<Result<(), SessionStatus>>;
+    /// Records the provider's word on a failed attempt by the payer (a declined card) on the
+    /// pending session of `out_trade_no`, unless a newer note is there; the session's id when
+    /// one was written.
+    async fn note_payer_attempt(&self, out_trade_no: &str, code: &str, at_ms: Millis)
+        -> StoreResult<Option<SessionId>>;
     async fn session(&self, session_id: &SessionId) -> StoreResult<Option<SessionView>>;
     async fn session_by_trade(&self, out_trade_no: &OutTradeNo) -> StoreResult<Option<SessionView>>;
     /// Pending sessions of a patient (the charge screen resumes them).

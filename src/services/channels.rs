@@ -27,7 +27,7 @@ pub struct ChannelInput {
 
 fn mask(secret: &str) -> String {
     let digest = Sha256::digest(secret.trim().as_bytes());
-    format!("已设置 set · SHA-256 {}…", &hex::encode(digest)[..12])
+    format!("SHA-256 {}…", &hex::encode(digest)[..12])
 }
 
 fn require_admin(actor: &CurrentUser) -> ServiceResult<()> {

@@ -8,7 +8,7 @@
 use super::Services;
 use crate::checkout::apply::{ApplyResult, VerifiedPayment};
 use crate::ids::{NotificationId, OutTradeNo};
-use crate::payments::{EventKind, NotificationStatus, Provider, Rejection};
+use crate::payments::{EventKind, NotificationStatus, Provider, Rejection, SessionStatus};
 use crate::ports::{
     NewNotification, NotificationResult, NotifyReply, RawNotification, RefundProgress, StoreError, StoredNotification,
 };
@@ -219,6 +219,37 @@ impl Services {
                 {
                     Ok(s) => {
                         result.status = s;
+                        true
+                    }
+                    Err(e) => {
+                        result.status = NotificationStatus::Failed;
+                        result.reason = Some(e.to_string());
+                        false
+                    }
+                }
+            }
+            EventKind::PaymentAttemptFailed { out_trade_no, code } => {
+                // the note first (idempotent, never older over newer), then the event's record:
+                // a crash between them re-drives the notification and writes the same note
+                let noted = match self.store.note_payer_attempt(out_trade_no, code, now).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        result.status = NotificationStatus::Failed;
+                        result.reason = Some(e.to_string());
+                        return Processed { reply: gateway.notify_reply(false), result, recorded };
+                    }
+                };
+                match self.store.record_provider_event(provider, &event.event_id, &n.id, event.kind.name(), now).await {
+                    Ok(fresh) => {
+                        result.status = match (fresh, &noted) {
+                            (false, _) => NotificationStatus::Duplicate,
+                            (true, Some(_)) => NotificationStatus::Applied,
+                            (true, None) => NotificationStatus::Ignored,
+                        };
+                        if let Some(session_id) = &noted {
+                            tracing::info!(session = %session_id, code = %code, "the payer's attempt failed at the provider");
+                            self.events.publish(session_id, SessionStatus::Pending).await;
+                        }
                         true
                     }
                     Err(e) => {

@@ -12,6 +12,37 @@ use crate::time::Millis;
 
 const LEASE_MS: Millis = 60_000;
 
+/// What a status query found, in the words the counter shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncAnswer {
+    /// Paid: the payment is booked now.
+    Paid,
+    /// The payer scanned and has not paid yet.
+    Waiting,
+    /// The provider has no trade yet: the payer has not scanned.
+    NotScanned,
+    /// The provider closed the trade; the session ended.
+    Closed,
+    /// The session was not pending (already paid, cancelled, expired).
+    NotPending,
+    /// The provider did not answer clearly (timeout, error); nothing changed.
+    NoAnswer,
+}
+
+impl SyncAnswer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncAnswer::Paid => "paid",
+            SyncAnswer::Waiting => "waiting",
+            SyncAnswer::NotScanned => "not_scanned",
+            SyncAnswer::Closed => "closed",
+            SyncAnswer::NotPending => "not_pending",
+            SyncAnswer::NoAnswer => "no_answer",
+        }
+    }
+}
+
 /// What one round of the workers did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct WorkReport {
@@ -144,19 +175,20 @@ impl Services {
         let mut paid = 0;
         for t in tasks {
             match self.sync_task(&t).await {
-                Ok(true) => paid += 1,
-                Ok(false) => {}
+                Ok(SyncAnswer::Paid) => paid += 1,
+                Ok(_) => {}
                 Err(e) => tracing::warn!(session = %t.session_id, error = %e, "status sync failed; will retry"),
             }
         }
         Ok(paid)
     }
 
-    /// Queries one session now (the cashier's "check payment" and the sync worker).
-    pub async fn sync_session(&self, session_id: &str) -> ServiceResult<bool> {
+    /// Queries one session now (the cashier's "check payment" and the sync worker), and says
+    /// what the provider answered.
+    pub async fn sync_session(&self, session_id: &str) -> ServiceResult<SyncAnswer> {
         let v = self.checkout_session(session_id).await?;
         if v.status != SessionStatus::Pending {
-            return Ok(false);
+            return Ok(SyncAnswer::NotPending);
         }
         let task = SessionTask {
             session_id: v.id.clone(),
@@ -168,25 +200,40 @@ impl Services {
         self.sync_task(&task).await
     }
 
-    async fn sync_task(&self, t: &SessionTask) -> ServiceResult<bool> {
+    async fn sync_task(&self, t: &SessionTask) -> ServiceResult<SyncAnswer> {
         let (channel, gateway) = self.gateways.channel(&t.channel_id).await?;
         let q = gateway.query_payment(&t.out_trade_no).await;
         match q.outcome {
             Outcome::Success(st) => match st.state {
-                TradeState::Paid | TradeState::Refunded => self.apply_queried(&channel.id, channel.provider, &st).await,
+                TradeState::Paid | TradeState::Refunded => {
+                    Ok(if self.apply_queried(&channel.id, channel.provider, &st).await? {
+                        SyncAnswer::Paid
+                    } else {
+                        SyncAnswer::NotPending
+                    })
+                }
                 TradeState::Closed | TradeState::Failed => {
-                    // Closed at the provider (its own expiry): the QR cannot be paid any more.
-                    if self.store.end_session(&t.session_id, EndReason::Expired, self.now(), false).await?.is_ok() {
+                    // Closed at the provider (the payer cancelled, the card was declined too
+                    // often, its own expiry): the QR cannot be paid any more.
+                    if self
+                        .store
+                        .end_session(&t.session_id, EndReason::ClosedAtProvider, self.now(), false)
+                        .await?
+                        .is_ok()
+                    {
+                        tracing::info!(session = %t.session_id, state = %st.provider_state, "closed at the provider");
                         self.events.publish(&t.session_id, SessionStatus::Expired).await;
                     }
-                    Ok(false)
+                    Ok(SyncAnswer::Closed)
                 }
-                TradeState::Waiting | TradeState::NotFound => Ok(false),
+                TradeState::Waiting => Ok(SyncAnswer::Waiting),
+                // the payer has not scanned yet (Alipay creates the trade on the first scan)
+                TradeState::NotFound => Ok(SyncAnswer::NotScanned),
             },
-            Outcome::Failure(e) if e.is_not_found() => Ok(false),
+            Outcome::Failure(e) if e.is_not_found() => Ok(SyncAnswer::NotScanned),
             other => {
                 tracing::debug!(session = %t.session_id, outcome = ?other, "status query inconclusive");
-                Ok(false)
+                Ok(SyncAnswer::NoAnswer)
             }
         }
     }

@@ -76,11 +76,21 @@ pub async fn refresh_payment(session_id: String) -> Result<SessionView, AppError
     Ok(ssr::services()?.refresh_checkout(&user, &session_id, None).await?)
 }
 
+/// What "check payment" found: the session now, and the provider's answer in a word
+/// (`paid`, `waiting`, `not_scanned`, `closed`, `not_pending`, `no_answer`), and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckAnswer {
+    pub session: SessionView,
+    pub answer: String,
+    pub at_ms: i64,
+}
+
 /// Asks the provider now whether the patient paid (status sync on demand).
 #[server(prefix = "/api/fn", endpoint = "charge/check")]
-pub async fn check_payment(session_id: String) -> Result<SessionView, AppError> {
+pub async fn check_payment(session_id: String) -> Result<CheckAnswer, AppError> {
     ssr::require_user(Access::Billing)?;
     let s = ssr::services()?;
-    s.sync_session(&session_id).await?;
-    Ok(s.checkout_session(&session_id).await?)
+    let answer = s.sync_session(&session_id).await?;
+    let session = s.checkout_session(&session_id).await?;
+    Ok(CheckAnswer { session, answer: answer.as_str().to_string(), at_ms: s.now() })
 }

@@ -157,7 +157,7 @@ pub fn AuditPage() -> impl IntoView {
                                         <td>{a.seq}</td>
                                         <td>{clinicpay::time::fmt_second(a.at_ms)}</td>
                                         <td>{a.actor.clone()}</td>
-                                        <td>{a.action.clone()}</td>
+                                        <td title=a.action.clone()>{let code = a.action.clone(); move || crate::components::audit_action_label(i18n.is_en(), &code)}</td>
                                         <td><code>{a.target.clone()}</code></td>
                                         <td><code class="detail">{a.detail.clone()}</code></td>
                                         <td><code title=a.hash.clone()>{a.hash.chars().take(12).collect::<String>()}</code></td>

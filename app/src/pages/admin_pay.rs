@@ -121,7 +121,7 @@ fn ChannelTable(
                         let name = c.name.clone();
                         view! { <tr>
                             <td>{c.name.clone()}</td>
-                            <td>{c.provider.as_str()}</td>
+                            <td>{let p = c.provider; move || if i18n.is_en() { p.label_en() } else { p.label_zh() }}</td>
                             <td><code>{c.account.clone()}</code></td>
                             <td>
                                 {c.is_default.then(|| view! { <span class="badge badge-paid">{move || i18n.t("默认", "Default")}</span> })}
@@ -131,8 +131,8 @@ fn ChannelTable(
                                 " "
                                 {c.sandbox.then(|| view! { <span class="badge badge-paying">{move || i18n.t("沙箱", "Sandbox")}</span> })}
                             </td>
-                            <td><code class="mask">{c.private_key_mask.clone()}</code>
-                                {c.apiv3_key_mask.clone().map(|m| view! { <div><code class="mask">{format!("APIv3: {m}")}</code></div> })}</td>
+                            <td>{move || i18n.t("已设置 · ", "Set · ")}<code class="mask">{c.private_key_mask.clone()}</code>
+                                {c.apiv3_key_mask.clone().map(|m| view! { <div>{move || i18n.t("APIv3 密钥已设置 · ", "APIv3 key set · ")}<code class="mask">{m}</code></div> })}</td>
                             <td>{c.key_version}</td>
                             <td class="row-actions">
                                 <button type="button" class="btn btn-small" aria-label=move || format!("{} {}", i18n.t("编辑", "Edit"), name)
@@ -319,8 +319,8 @@ pub fn NotificationsPage() -> impl IntoView {
                                 <tbody>
                                     {list.into_iter().map(|n| view! { <tr>
                                         <td>{clinicpay::time::fmt_second(n.received_at_ms)}</td>
-                                        <td>{n.provider.as_str()}</td>
-                                        <td><span class=format!("badge badge-ntf-{}", n.status)>{n.status.as_str()}</span></td>
+                                        <td>{let p = n.provider; move || if i18n.is_en() { p.label_en() } else { p.label_zh() }}</td>
+                                        <td><span class=format!("badge badge-ntf-{}", n.status) title=n.status.as_str()>{let st = n.status; move || crate::components::notification_status_label(i18n.is_en(), st)}</span></td>
                                         <td>{n.reason.clone().unwrap_or_default()}</td>
                                         <td><code>{n.out_trade_no.clone().unwrap_or_default()}</code></td>
                                         <td>{n.remote_addr.clone()}</td>

@@ -182,6 +182,13 @@ pub fn BillPage() -> impl IntoView {
                         let dep = (b.department_zh.clone(), b.department_en.clone());
                         view! {
                             <h1>{move || i18n.t("账单 ", "Bill ")}{b.bill_no.clone()}</h1>
+                            {matches!(b.status, BillStatus::Unpaid | BillStatus::Paying).then(|| view! {
+                                <p class="page-actions">
+                                    <a class="btn btn-primary" href=format!("/charge?patient={}", enc(b.patient_id.as_str()))>
+                                        {move || i18n.t("收费", "Charge")}
+                                    </a>
+                                </p>
+                            })}
                             <section class="panel">
                                 <dl class="facts">
                                     <dt>{move || i18n.t("患者", "Patient")}</dt>
@@ -240,6 +247,7 @@ pub fn BillPage() -> impl IntoView {
                                                 <th scope="col">{move || i18n.t("渠道交易号", "Provider transaction")}</th>
                                                 <th scope="col">{move || i18n.t("支付会话", "Payment session")}</th>
                                                 <th scope="col" class="num">{move || i18n.t("分配金额", "Allocated")}</th>
+                                                <th scope="col">{move || i18n.t("收据", "Receipt")}</th>
                                             </tr></thead>
                                             <tbody>
                                                 {d.payments.iter().map(|p| {
@@ -250,6 +258,7 @@ pub fn BillPage() -> impl IntoView {
                                                         <td><code>{p.provider_txn_id.clone()}</code></td>
                                                         <td><code>{p.session_id.to_string()}</code></td>
                                                         <td class="num"><Amount value=p.amount/></td>
+                                                        <td><a href=format!("/receipts/{}", p.session_id)>{move || i18n.t("补打收据", "Reprint receipt")}</a></td>
                                                     </tr> }
                                                 }).collect_view()}
                                             </tbody>

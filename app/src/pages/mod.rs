@@ -8,3 +8,4 @@ pub mod dashboard;
 pub mod exceptions;
 pub mod login;
 pub mod patients;
+pub mod receipts;

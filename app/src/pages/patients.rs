@@ -1,7 +1,7 @@
 //! Patients: search and a patient's page with their bills.
 
 use crate::api::{get_patient, list_patients};
-use crate::components::{enc, fmt_time, Amount, BillStatusBadge, ErrorView, Loading, Pager};
+use crate::components::{enc, fmt_time, sex_label, Amount, BillStatusBadge, ErrorView, Loading, Pager};
 use crate::i18n::use_i18n;
 use leptos::prelude::*;
 use leptos_router::components::Form;
@@ -51,7 +51,7 @@ pub fn PatientsPage() -> impl IntoView {
                                                 {page.items.iter().map(|p| view! { <tr>
                                                     <td>{p.mrn.clone()}</td>
                                                     <td><a href=format!("/patients/{}", p.id)>{p.name.clone()}</a></td>
-                                                    <td>{p.gender.clone()}</td>
+                                                    <td>{let g = p.gender.clone(); move || sex_label(i18n.is_en(), &g)}</td>
                                                     <td>{p.phone_masked.clone()}</td>
                                                     <td class="num">{p.unpaid_count}</td>
                                                     <td class="num"><Amount value=p.unpaid_total/></td>
@@ -86,10 +86,17 @@ pub fn PatientPage() -> impl IntoView {
                         let p = d.patient.clone();
                         view! {
                             <h1>{p.name.clone()}</h1>
+                            {(p.unpaid_count > 0).then(|| view! {
+                                <p class="page-actions">
+                                    <a class="btn btn-primary" href=format!("/charge?patient={}", enc(p.id.as_str()))>
+                                        {move || i18n.t("为该患者收费", "Charge this patient")}
+                                    </a>
+                                </p>
+                            })}
                             <section class="panel">
                                 <dl class="facts">
                                     <dt>{move || i18n.t("病历号", "MRN")}</dt><dd>{p.mrn.clone()}</dd>
-                                    <dt>{move || i18n.t("性别", "Sex")}</dt><dd>{p.gender.clone()}</dd>
+                                    <dt>{move || i18n.t("性别", "Sex")}</dt><dd>{let g = p.gender.clone(); move || sex_label(i18n.is_en(), &g)}</dd>
                                     <dt>{move || i18n.t("出生日期", "Born")}</dt><dd>{d.birth_date.clone().unwrap_or_default()}</dd>
                                     <dt>{move || i18n.t("电话", "Phone")}</dt><dd>{p.phone_masked.clone()}</dd>
                                     <dt>{move || i18n.t("未结清", "Owed")}</dt>

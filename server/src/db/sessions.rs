@@ -9,7 +9,7 @@ use clinicpay::billing::BillStatus;
 use clinicpay::checkout::apply::SessionEnd;
 use clinicpay::checkout::apply::{ApplyResult, PaymentRules, VerifiedPayment};
 use clinicpay::checkout::payable::{PayableId, PayableKind};
-use clinicpay::checkout::{EndReason, SessionPayable, SessionView};
+use clinicpay::checkout::{EndReason, PayerNote, SessionPayable, SessionView};
 use clinicpay::ids::{ChannelId, OutTradeNo, PatientId, SessionId};
 use clinicpay::money::Money;
 use clinicpay::payments::{PayAction, PayMethod, Provider, SessionStatus};
@@ -18,7 +18,7 @@ use clinicpay::time::Millis;
 
 const SESSION_SELECT: &str = "SELECT s.id, s.patient_id, p.name AS patient_name, p.mrn, s.provider, s.method, s.channel_id, \
      s.out_trade_no, s.status, s.total_fen, s.created_at, s.expires_at, s.pay_kind, s.pay_content, s.paid_at, s.paid_fen, \
-     s.provider_txn_id, s.close_reason, s.replaced_by \
+     s.provider_txn_id, s.close_reason, s.replaced_by, s.payer_note, s.payer_note_at \
      FROM checkout_sessions s JOIN patients p ON p.id = s.patient_id";
 
 #[derive(sqlx::FromRow)]
@@ -50,6 +50,8 @@ struct SessionRow {
     provider_txn_id: Option<String>,
     close_reason: Option<String>,
     replaced_by: Option<String>,
+    payer_note: Option<String>,
+    payer_note_at: Option<i64>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -122,6 +124,10 @@ pub(crate) async fn load_session(tx: &mut Tx<'_>, where_sql: &str, key: &str) ->
         provider_txn_id: r.provider_txn_id,
         close_reason: r.close_reason,
         payables,
+        payer_note: match (r.payer_note, r.payer_note_at) {
+            (Some(code), Some(at_ms)) => Some(PayerNote { code, at_ms }),
+            _ => None,
+        },
     }))
 }
 
@@ -342,6 +348,29 @@ impl CheckoutStore for SqlStore {
         .await?;
         tx.commit().await?;
         Ok(n == 1)
+    }
+
+    async fn note_payer_attempt(
+        &self,
+        out_trade_no: &str,
+        code: &str,
+        at_ms: Millis,
+    ) -> StoreResult<Option<SessionId>> {
+        let mut tx = self.db.write().await?;
+        // only a pending session, and never an older note over a newer one (a late duplicate)
+        let id: Option<String> =
+            sql("UPDATE checkout_sessions SET payer_note = $1, payer_note_at = $2, updated_at = $2, \
+                     version = version + 1 \
+                     WHERE out_trade_no = $3 AND status = $4 AND (payer_note_at IS NULL OR payer_note_at <= $2) \
+                     RETURNING id")
+            .bind(code)
+            .bind(at_ms)
+            .bind(out_trade_no)
+            .bind(SessionStatus::Pending)
+            .scalar_optional(&mut tx)
+            .await?;
+        tx.commit().await?;
+        id.map(|s| SessionId::parse(&s).map_err(|e| corrupt("session id", e))).transpose()
     }
 
     async fn end_session(

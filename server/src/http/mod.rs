@@ -1,6 +1,7 @@
 //! HTTP: the router that serves the app, its server functions, login, health and metrics.
 
 pub mod api;
+pub mod assets;
 pub mod auth_routes;
 pub mod middleware;
 pub mod notify;
@@ -37,7 +38,13 @@ pub fn router(http: HttpState, leptos_options: LeptosOptions) -> Router {
             move || app::shell(opts.clone())
         })
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
-        .with_state(app_state);
+        .with_state(app_state)
+        // pages are compressed on the fly (HTML only: server functions' JSON is read again by
+        // the middleware that restores their status); /pkg/ files are compressed once (assets.rs)
+        .layer(tower_http::compression::CompressionLayer::new().compress_when(html_only));
+    let pkg = Router::new()
+        .route("/pkg/{file}", get(assets::serve))
+        .with_state(assets::Assets::load(&leptos_options.site_root, &leptos_options.output_name));
 
     let own = Router::new()
         .route("/healthz", get(ops::healthz))
@@ -53,11 +60,24 @@ pub fn router(http: HttpState, leptos_options: LeptosOptions) -> Router {
         .merge(api::routes().layer(axum::extract::DefaultBodyLimit::max(256 * 1024)))
         .with_state(http.clone());
 
-    own.merge(leptos)
+    own.merge(pkg)
+        .merge(leptos)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .layer(axum::middleware::from_fn_with_state(http.clone(), middleware::authenticate))
         .layer(axum::middleware::from_fn(middleware::security_headers))
         .layer(axum::middleware::from_fn_with_state(http, middleware::observe))
+}
+
+fn html_only(
+    _status: axum::http::StatusCode,
+    _version: axum::http::Version,
+    headers: &axum::http::HeaderMap,
+    _ext: &axum::http::Extensions,
+) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/html"))
 }
 
 /// A handler that panics answers 500 (logged with the request id) instead of dropping the

@@ -45,6 +45,14 @@ impl Api {
         v["bills"].as_array().unwrap().iter().map(|b| b["bill_id"].as_str().unwrap().to_string()).collect()
     }
 
+    /// Opens a payment for these bills (201 expected).
+    pub(crate) async fn open_session(&self, patient: &str, bills: &[String], method: &str) -> Value {
+        let body = json!({"patient_id": patient, "bill_ids": bills, "payment_method": method});
+        let (s, v) = self.post("/api/v1/finance/merged-payment/create-session", body, None).await;
+        assert_eq!(s, 201, "{v}");
+        v
+    }
+
     pub(crate) async fn wait_status(&self, session: &str, want: &str) -> Value {
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         loop {

@@ -285,10 +285,7 @@ async fn bank_card_payment_refunds_and_statement() {
     assert!(html.contains(r#"name="card_number""#), "the card form is offered again");
     assert!(!html.contains(r#"value="4000"#), "the typed number is not echoed");
     let evs = env.wait_events("PAYMENT_FAILED", |e| !e.is_empty()).await;
-    assert_eq!(
-        evs[0].kind,
-        EventKind::Informational { out_trade_no: otn.into(), provider_state: "PAYMENT_FAILED".into() }
-    );
+    assert_eq!(evs[0].kind, EventKind::PaymentAttemptFailed { out_trade_no: otn.into(), code: "CARD_DECLINED".into() });
     assert_eq!(env.status(otn).await.state, TradeState::Waiting);
     // an invalid number is refused on the page and changes nothing
     let r = browser.post(&confirm).form(&[("card_number", "1234 5678"), ("holder_name", "")]).send().await.unwrap();

@@ -2,6 +2,7 @@
 
 mod checkout_http;
 mod checkout_store;
+mod counter;
 mod gw_alipay;
 mod gw_bank;
 mod gw_wechatpay;

@@ -445,8 +445,12 @@ impl Gateway for BankClient {
                     amount: amount_field(&p, "refund_fen")?,
                 }
             }
-            // a declined card: the order stays payable, nothing to do but record it (and any
-            // event this client does not know yet, which the bank signed all the same)
+            // a declined card: the order stays payable; the counter is told what happened
+            "PAYMENT_FAILED" => EventKind::PaymentAttemptFailed {
+                out_trade_no: out_trade_no.to_string(),
+                code: clinicpay::checkout::PayerNote::clean_code(get(&p, "fail_code").unwrap_or("UNKNOWN")),
+            },
+            // an event this client does not know yet, which the bank signed all the same
             other => EventKind::Informational {
                 out_trade_no: out_trade_no.to_string(),
                 provider_state: other.chars().take(64).collect(),

@@ -106,7 +106,14 @@ fn other_events() {
     let ev = c.verify_notification(&raw(&p, &provider()), now()).unwrap();
     assert_eq!(
         ev.kind,
-        EventKind::Informational { out_trade_no: "T202401010001".into(), provider_state: "PAYMENT_FAILED".into() }
+        EventKind::PaymentAttemptFailed { out_trade_no: "T202401010001".into(), code: "CARD_DECLINED".into() }
+    );
+    // a code we would not show as it stands is kept as UNKNOWN (the raw body keeps the original)
+    p.insert("fail_code".into(), "<script>".into());
+    let ev = c.verify_notification(&raw(&p, &provider()), now()).unwrap();
+    assert_eq!(
+        ev.kind,
+        EventKind::PaymentAttemptFailed { out_trade_no: "T202401010001".into(), code: "UNKNOWN".into() }
     );
 
     let mut p = payment_notification();

@@ -164,6 +164,11 @@ pub struct Session {
     pub close_reason: Option<String>,
     /// The session that replaced this one ("refresh QR").
     pub replaced_by: Option<String>,
+    /// The provider's code for the payer's last failed attempt (e.g. `CARD_DECLINED`), while the
+    /// session stays payable.
+    #[schema(example = "CARD_DECLINED")]
+    pub payer_failure: Option<String>,
+    pub payer_failure_at: Option<String>,
     pub bills: Vec<SessionBill>,
 }
 
@@ -194,6 +199,8 @@ impl Session {
             provider_transaction_id: v.provider_txn_id.clone(),
             close_reason: v.close_reason.clone(),
             replaced_by: v.replaced_by.as_ref().map(|s| s.to_string()),
+            payer_failure: v.payer_note.as_ref().map(|n| n.code.clone()),
+            payer_failure_at: v.payer_note.as_ref().map(|n| clinicpay::time::rfc3339_beijing(n.at_ms)),
             bills: v
                 .payables
                 .iter()
