@@ -65,6 +65,9 @@ pub trait SessionWorkStore: Send + Sync {
     /// Ends pending sessions past `expires_at` (and sessions whose provider call never answered),
     /// queueing them for closing at the provider. Returns the ended session ids.
     async fn expire_sessions(&self, now_ms: Millis, limit: i64) -> StoreResult<Vec<SessionId>>;
+    /// Pending sessions with a trade at the provider whose expiry has come (`expires_at <=
+    /// now`), oldest first: the expiry worker asks the provider about each before ending it.
+    async fn sessions_due_to_expire(&self, now_ms: Millis, limit: i64) -> StoreResult<Vec<SessionTask>>;
     async fn claim_closes(&self, now_ms: Millis, lease_ms: Millis, limit: i64) -> StoreResult<Vec<SessionTask>>;
     async fn mark_closed_at_provider(&self, session_id: &SessionId) -> StoreResult<()>;
     /// Pending sessions due for a status query; pushes their next query time back.

@@ -11,6 +11,9 @@ use crate::ports::{RefundProgress, RefundRequest, SessionTask};
 use crate::time::Millis;
 
 const LEASE_MS: Millis = 60_000;
+/// How long past its expiry a session waits for its provider to answer before it ends unasked
+/// (the bills must not stay locked by an unreachable provider).
+pub const EXPIRY_GRACE_MS: Millis = 120_000;
 
 /// What a status query found, in the words the counter shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -73,14 +76,71 @@ impl Services {
         })
     }
 
-    /// C4: sessions past their expiry end; their bills are free again.
+    /// C4: sessions past their expiry end; their bills are free again. The provider is asked
+    /// first (issue 13 #5): a payment made before the expiry but not yet notified is booked as
+    /// paid, never refunded as late; an unpaid trade is closed at the provider before the session
+    /// ends, so nobody can pay it afterwards. Only when the provider cannot be asked for
+    /// [`EXPIRY_GRACE_MS`] (or never gave a QR) does the session end unasked, its close queued.
     pub async fn expire_step(&self) -> ServiceResult<usize> {
-        let ended = self.store.expire_sessions(self.now(), 100).await?;
-        for id in &ended {
-            tracing::info!(session = %id, "session expired");
+        let mut n = 0;
+        for t in self.store.sessions_due_to_expire(self.now(), 50).await? {
+            match self.expire_task(&t).await {
+                Ok(true) => n += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(session = %t.session_id, error = %e, "expiry: the provider could not be asked; will retry")
+                }
+            }
+        }
+        let forced = self.store.expire_sessions(self.now() - EXPIRY_GRACE_MS, 100).await?;
+        for id in &forced {
+            tracing::warn!(session = %id, "session expired without the provider's word; its close is queued");
             self.events.publish(id, SessionStatus::Expired).await;
         }
-        Ok(ended.len())
+        Ok(n + forced.len())
+    }
+
+    /// One session at its expiry: paid → booked; closed there (its own timeout) → ended;
+    /// waiting → closed at the provider, then ended. `true` when the session ended unpaid.
+    async fn expire_task(&self, t: &SessionTask) -> ServiceResult<bool> {
+        let (channel, gateway) = self.gateways.channel(&t.channel_id).await?;
+        let q = gateway.query_payment(&t.out_trade_no).await;
+        let closed_there = match &q.outcome {
+            Outcome::Success(st) => match st.state {
+                TradeState::Paid | TradeState::Refunded => {
+                    tracing::info!(session = %t.session_id, "paid before its expiry: booked, not expired");
+                    self.apply_queried(&channel.id, channel.provider, st).await?;
+                    return Ok(false);
+                }
+                TradeState::Closed | TradeState::Failed => true,
+                TradeState::Waiting | TradeState::NotFound => false,
+            },
+            Outcome::Failure(e) if e.is_not_found() => false,
+            // no clear answer: asked again next round, until the grace runs out
+            _ => return Ok(false),
+        };
+        let mut queue_close = false;
+        if !closed_there {
+            let c = gateway.close_payment(&t.out_trade_no).await;
+            if !c.outcome.is_success() {
+                // not closed: paid meanwhile? Otherwise the close worker keeps trying.
+                let again = gateway.query_payment(&t.out_trade_no).await;
+                if let Outcome::Success(st) = &again.outcome {
+                    if matches!(st.state, TradeState::Paid | TradeState::Refunded) {
+                        self.apply_queried(&channel.id, channel.provider, st).await?;
+                        return Ok(false);
+                    }
+                }
+                queue_close = true;
+            }
+        }
+        // closed there at its expiry time is the provider's own timeout: expired, as the QR says
+        if self.store.end_session(&t.session_id, EndReason::Expired, self.now(), queue_close).await?.is_ok() {
+            tracing::info!(session = %t.session_id, closed_there, "session expired");
+            self.events.publish(&t.session_id, SessionStatus::Expired).await;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// Closes ended sessions' trades at the provider. A trade that turns out to be paid is

@@ -114,6 +114,20 @@ impl SessionWorkStore for SqlStore {
         Ok(ended)
     }
 
+    async fn sessions_due_to_expire(&self, now_ms: Millis, limit: i64) -> StoreResult<Vec<SessionTask>> {
+        // no lease: asking twice (two instances) is harmless — closing is idempotent at the
+        // provider and ending the session is a compare-and-set
+        let rows: Vec<TaskRow> =
+            sql("SELECT id, channel_id, out_trade_no, status, sync_attempts FROM checkout_sessions \
+             WHERE status = $1 AND pay_kind IS NOT NULL AND expires_at <= $2 ORDER BY expires_at LIMIT $3")
+            .bind(SessionStatus::Pending)
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(SessionTask::from).collect())
+    }
+
     async fn claim_closes(&self, now_ms: Millis, lease_ms: Millis, limit: i64) -> StoreResult<Vec<SessionTask>> {
         let mut tx = self.db.write().await?;
         let rows: Vec<TaskRow> = claim(

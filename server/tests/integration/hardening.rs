@@ -165,3 +165,65 @@ async fn parallel_wrong_passwords_get_few_password_checks() {
         assert_eq!(failed, checked, "{backend}: every check audited, nothing else");
     }
 }
+
+/// #5: at expiry the provider is asked first. A payment made just before the QR expired whose
+/// notification has not come is booked as paid — not refunded as late; an unpaid trade is closed
+/// at the provider before its session ends (nobody can pay it afterwards); a provider that cannot
+/// be asked keeps the session open until the grace runs out, then it ends with its close queued.
+#[tokio::test]
+async fn expiry_asks_the_provider_first() {
+    use clinicpay::services::workers::EXPIRY_GRACE_MS;
+    for backend in backends() {
+        let app = spawn_app(backend, true).await;
+        let api = Api::new(&app, Role::Cashier).await;
+        let sb = app.sandboxes.clone().unwrap();
+        let ps = patients(&app).await;
+        let at = |ahead: Millis| {
+            let mut s = app.services.clone();
+            s.clock = Arc::new(Later(ahead));
+            s
+        };
+        // past the default 15-minute QR
+        let past_expiry = 15 * 60_000 + 1_000;
+
+        // A: the patient paid a moment before the expiry; the notification is lost
+        let bills_a = api.unpaid(&ps[11]).await;
+        let a = api.open_session(&ps[11], &bills_a, "alipay").await;
+        sb.alipay.set_faults(&trade(&a), FaultSpec { drop: true, ..Default::default() }).await.unwrap();
+        sb.alipay.pay(&trade(&a)).await.unwrap();
+        // B: scanned, never paid
+        let bills_b = api.unpaid(&ps[12]).await;
+        let b = api.open_session(&ps[12], &bills_b, "alipay").await;
+        sb.alipay.scan(&trade(&b)).await.unwrap();
+        // C: its provider fails the next call
+        let bills_c = api.unpaid(&ps[13]).await;
+        let c = api.open_session(&ps[13], &bills_c, "wechat").await;
+        sb.wechatpay.set_faults(&trade(&c), FaultSpec { fail_next_call: true, ..Default::default() }).await.unwrap();
+
+        assert_eq!(at(past_expiry).expire_step().await.unwrap(), 1, "{backend}: only B ends");
+        let status = |v: &serde_json::Value| {
+            let id = v["session_id"].as_str().unwrap().to_string();
+            let api = &api;
+            async move { api.get(&format!("/api/v1/finance/payment-sessions/{id}/status")).await.1 }
+        };
+        let sa = status(&a).await;
+        assert_eq!(sa["status"], "paid", "{backend}: paid in time, booked as paid: {sa}");
+        assert!(api.unpaid(&ps[11]).await.is_empty(), "{backend}: A's bills are paid");
+        assert!(app.services.exceptions(false).await.unwrap().is_empty(), "{backend}: nothing is late");
+        let sb_ = status(&b).await;
+        assert_eq!((sb_["status"].as_str(), sb_["close_reason"].as_str()), (Some("expired"), Some("expired")), "{sb_}");
+        assert_eq!(sb.alipay.trade_state(&trade(&b)).await.as_deref(), Some("TRADE_CLOSED"), "closed before it ended");
+        assert_eq!(api.unpaid(&ps[12]).await.len(), bills_b.len(), "{backend}: B's bills are free");
+        assert_eq!(status(&c).await["status"], "pending", "{backend}: C waits for its provider's word");
+
+        // the provider still cannot be asked once the grace has run out: C ends unasked, its
+        // close queued for the close worker
+        sb.wechatpay.set_faults(&trade(&c), FaultSpec { fail_next_call: true, ..Default::default() }).await.unwrap();
+        let later = at(past_expiry + EXPIRY_GRACE_MS + 1_000);
+        assert_eq!(later.expire_step().await.unwrap(), 1, "{backend}: C ends after the grace");
+        assert_eq!(status(&c).await["status"], "expired");
+        assert_eq!(api.unpaid(&ps[13]).await.len(), bills_c.len());
+        assert_eq!(later.close_step().await.unwrap(), 1, "{backend}: C's trade is closed at WeChat Pay");
+        assert_books(&app).await;
+    }
+}
