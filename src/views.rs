@@ -267,10 +267,23 @@ pub struct Dashboard {
     pub today: String,
     pub today_takings: Money,
     pub today_payments: i64,
+    /// Today's takings per channel (finance's home).
+    pub by_channel: Vec<ChannelTakings>,
+    /// Payment exceptions a person still has to decide (open, held, refund pending).
+    pub open_exceptions: i64,
     pub unpaid_count: i64,
     pub unpaid_total: Money,
     pub recent_bills: Vec<BillSummary>,
     pub recent_payments: Vec<RecentPayment>,
+}
+
+/// What one channel took today.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelTakings {
+    pub provider: Provider,
+    /// Paid payment sessions.
+    pub payments: i64,
+    pub amount: Money,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

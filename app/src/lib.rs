@@ -13,7 +13,7 @@ pub mod state;
 use crate::api::page_access;
 use crate::components::{NotAllowed, NotFound};
 use crate::i18n::{I18n, Lang};
-use clinicpay::auth::{Access, CurrentUser};
+use clinicpay::auth::{Access, CurrentUser, Role};
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::components::{Outlet, ParentRoute, Route, Router, Routes, A};
@@ -137,6 +137,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("patients") view=pages::patients::PatientsPage ssr=SsrMode::Async/>
                     <Route path=path!("patients/:id") view=pages::patients::PatientPage ssr=SsrMode::Async/>
                     <Route path=path!("charge") view=pages::charge::ChargePage ssr=SsrMode::Async/>
+                    <Route path=path!("finance") view=pages::finance::FinanceHomePage ssr=SsrMode::Async/>
                     <Route path=path!("receipts/:id") view=pages::receipts::ReceiptPage ssr=SsrMode::Async/>
                     <Route path=path!("exceptions") view=pages::exceptions::ExceptionsPage ssr=SsrMode::Async/>
                     <Route path=path!("admin/users") view=pages::admin::UsersPage ssr=SsrMode::Async/>
@@ -195,12 +196,24 @@ fn Nav(user: Option<CurrentUser>) -> impl IntoView {
             <a class="skip" href="#main">{move || i18n.t("跳到正文", "Skip to content")}</a>
             <a class="brand" href="/">"ClinicPay"</a>
             <nav class="mainnav" aria-label=move || i18n.t("主导航", "Main")>
-                {can(Access::Billing).then(|| view! {
+                // each role its own menu: finance's pages first for finance, the counter's for
+                // cashiers (finance may also take payments; administrators see both)
+                {(role == Some(Role::Finance)).then(|| view! {
+                    <A href="/finance">{move || i18n.t("财务首页", "Finance")}</A>
+                    <A href="/exceptions">{move || i18n.t("支付异常", "Exceptions")}</A>
+                    <A href="/bills">{move || i18n.t("账单", "Bills")}</A>
+                    <A href="/patients">{move || i18n.t("患者", "Patients")}</A>
+                    <A href="/charge">{move || i18n.t("费用收取", "Charge")}</A>
+                })}
+                {(can(Access::Billing) && role != Some(Role::Finance)).then(|| view! {
                     <A href="/" exact=true>{move || i18n.t("首页", "Dashboard")}</A>
                     <A href="/charge">{move || i18n.t("费用收取", "Charge")}</A>
                     <A href="/bills">{move || i18n.t("账单", "Bills")}</A>
                     <A href="/patients">{move || i18n.t("患者", "Patients")}</A>
                     <A href="/exceptions">{move || i18n.t("支付异常", "Exceptions")}</A>
+                })}
+                {(role == Some(Role::Admin)).then(|| view! {
+                    <A href="/finance">{move || i18n.t("财务首页", "Finance")}</A>
                 })}
                 {can(Access::Admin).then(|| view! {
                     <A href="/admin/users">{move || i18n.t("用户", "Users")}</A>

@@ -65,12 +65,14 @@ test('search finds a patient by name and by record number', async ({ page }) => 
 });
 
 test('the language switch changes texts and survives a reload', async ({ page }) => {
+  // finance lands on its own home (财务首页 / Finance)
   await login(page, 'finance');
   await page.getByRole('link', { name: 'English' }).click();
-  await expect(page.getByRole('heading', { name: 'Dashboard' })).toBeVisible();
+  await expect(page.getByRole('heading', { name: 'Finance', level: 1 })).toBeVisible();
   await expect(page.getByRole('heading', { name: "Today's takings" })).toBeVisible();
+  await expect(page.getByRole('heading', { name: 'Today by channel' })).toBeVisible();
   await page.reload();
-  await expect(page.getByRole('heading', { name: 'Dashboard' })).toBeVisible();
+  await expect(page.getByRole('heading', { name: 'Finance', level: 1 })).toBeVisible();
   await page.getByRole('link', { name: 'Bills' }).click();
   await expect(page.getByRole('button', { name: 'Search' })).toBeVisible();
   await shot(page, 'bills-english');
@@ -124,4 +126,23 @@ test('an admin creates a user who can then log in', async ({ page }) => {
   await page.getByLabel('密码').fill('e2e-password-1');
   await page.getByRole('button', { name: '登录' }).click();
   await expect(page.getByRole('heading', { name: '首页' })).toBeVisible();
+});
+
+test('finance lands on its own home with its own menu; a cashier may not open it', async ({ page }) => {
+  // issue 14 #11: the finance officer saw the cashier's menu
+  await login(page, 'finance');
+  await expect(page).toHaveURL(/\/finance$/);
+  await expect(page.getByRole('heading', { name: '财务首页', level: 1 })).toBeVisible();
+  const nav = page.getByRole('navigation', { name: '主导航' });
+  await expect(nav.getByRole('link').first()).toHaveText('财务首页');
+  await expect(nav.getByRole('link', { name: '首页', exact: true })).toHaveCount(0);
+  await expect(page.getByRole('heading', { name: '今日各渠道收入' })).toBeVisible();
+  await expect(page.getByTestId('open-exceptions')).toHaveText(/^\d+$/);
+  await shot(page, 'finance-home');
+  await page.getByRole('button', { name: '退出' }).click();
+  await login(page, 'cashier');
+  await expect(page.getByRole('navigation', { name: '主导航' }).getByRole('link', { name: '财务首页' })).toHaveCount(0);
+  const resp = await page.goto('/finance');
+  expect(resp?.status()).toBe(403);
+  await expect(page.getByRole('heading', { name: '无权访问' })).toBeVisible();
 });

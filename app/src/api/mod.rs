@@ -118,6 +118,8 @@ pub fn page_access(path: &str) -> Access {
         Access::Public
     } else if path.starts_with("/admin") {
         Access::Admin
+    } else if path == "/finance" || path.starts_with("/finance/") {
+        Access::Finance
     } else {
         Access::Billing
     }

@@ -20,11 +20,7 @@ pub fn DashboardPage() -> impl IntoView {
                         let recent_payments = d.recent_payments.clone();
                         view! {
                             <section class="cards" aria-label=move || i18n.t("概览", "Overview")>
-                                <div class="card stat">
-                                    <h2>{move || i18n.t("今日收入", "Today's takings")}</h2>
-                                    <p class="stat-value" data-testid="today-takings"><Amount value=d.today_takings large=true/></p>
-                                    <p class="stat-sub">{move || if i18n.is_en() { format!("{} payments · {}", d.today_payments, d.today) } else { format!("{} 笔支付 · {}", d.today_payments, d.today) }}</p>
-                                </div>
+                                <TakingsCard today=d.today.clone() takings=d.today_takings payments=d.today_payments/>
                                 <div class="card stat">
                                     <h2>{move || i18n.t("未结清账单", "Unpaid bills")}</h2>
                                     <p class="stat-value" data-testid="unpaid-count">{d.unpaid_count}</p>
@@ -92,5 +88,18 @@ pub fn DashboardPage() -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+/// Today's takings, as the dashboard and finance's home show them.
+#[component]
+pub fn TakingsCard(today: String, takings: clinicpay::money::Money, payments: i64) -> impl IntoView {
+    let i18n = use_i18n();
+    view! {
+        <div class="card stat">
+            <h2>{move || i18n.t("今日收入", "Today's takings")}</h2>
+            <p class="stat-value" data-testid="today-takings"><Amount value=takings large=true/></p>
+            <p class="stat-sub">{move || if i18n.is_en() { format!("{payments} payments · {today}") } else { format!("{payments} 笔支付 · {today}") }}</p>
+        </div>
     }
 }

@@ -6,6 +6,7 @@ pub mod bills;
 pub mod charge;
 pub mod dashboard;
 pub mod exceptions;
+pub mod finance;
 pub mod login;
 pub mod patients;
 pub mod receipts;

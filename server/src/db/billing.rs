@@ -10,8 +10,8 @@ use clinicpay::payments::Provider;
 use clinicpay::ports::{BillingStore, StoreError, StoreResult};
 use clinicpay::time::Millis;
 use clinicpay::views::{
-    BillDetail, BillQuery, BillSort, BillSummary, Dashboard, Page, PatientDetail, PatientSummary, PaymentLine,
-    RecentPayment,
+    BillDetail, BillQuery, BillSort, BillSummary, ChannelTakings, Dashboard, Page, PatientDetail, PatientSummary,
+    PaymentLine, RecentPayment,
 };
 
 #[derive(sqlx::FromRow)]
@@ -138,6 +138,15 @@ struct TotalsRow {
     #[sqlx(try_from = "i64")]
     fen: Money,
     n: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct ChannelRow {
+    #[sqlx(try_from = "String")]
+    provider: Provider,
+    n: i64,
+    #[sqlx(try_from = "i64")]
+    fen: Money,
 }
 
 #[derive(sqlx::FromRow)]
@@ -438,10 +447,26 @@ impl BillingStore for SqlStore {
                 })
             })
             .collect::<StoreResult<Vec<_>>>()?;
+        let channels: Vec<ChannelRow> =
+            sql("SELECT provider, COUNT(DISTINCT session_id) AS n, CAST(SUM(amount_fen) AS BIGINT) AS fen \
+                 FROM payments WHERE paid_at >= $1 AND paid_at < $2 GROUP BY provider ORDER BY provider")
+            .bind(day_start_ms)
+            .bind(day_end_ms)
+            .fetch_all(&self.db)
+            .await?;
+        let open_exceptions: i64 =
+            sql("SELECT COUNT(*) FROM payment_exceptions WHERE status IN ('open', 'held', 'refund_pending')")
+                .scalar(&self.db)
+                .await?;
         Ok(Dashboard {
             today: day.to_string(),
             today_takings: takings.fen,
             today_payments: takings.n,
+            by_channel: channels
+                .into_iter()
+                .map(|c| ChannelTakings { provider: c.provider, payments: c.n, amount: c.fen })
+                .collect(),
+            open_exceptions,
             unpaid_count: unpaid.n,
             unpaid_total: unpaid.fen,
             recent_bills: recent.into_iter().map(BillSummary::from).collect(),

@@ -44,6 +44,14 @@ pub fn session_cookie(value: &str, max_age_s: i64, secure: bool) -> String {
     )
 }
 
+/// Where a role lands after logging in.
+pub fn home_of(role: clinicpay::auth::Role) -> &'static str {
+    match role {
+        clinicpay::auth::Role::Finance => "/finance",
+        _ => "/",
+    }
+}
+
 pub async fn login(State(st): State<HttpState>, req: Request) -> Response {
     let https = is_https(&st, &req);
     let ip = req.extensions().get::<ClientIp>().map(|c| c.0.clone()).unwrap_or_default();
@@ -57,6 +65,8 @@ pub async fn login(State(st): State<HttpState>, req: Request) -> Response {
         Ok(ok) => {
             let max_age = (ok.expires_at_ms - st.services.now()) / 1000;
             let cookie = session_cookie(&ok.token, max_age, https || st.cfg.secure_cookies());
+            // no page asked for: each role lands on its own home (finance on 财务首页)
+            let next = if next == "/" { home_of(ok.user.role).to_string() } else { next };
             (StatusCode::SEE_OTHER, [(header::LOCATION, next), (header::SET_COOKIE, cookie)]).into_response()
         }
         Err(ServiceError::Internal(e)) => {

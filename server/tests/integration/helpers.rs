@@ -179,7 +179,9 @@ impl TestApp {
         let mut c = self.client();
         let resp = c.post_form("/auth/login", &[("username", username), ("password", password), ("next", "/")]).await;
         assert_eq!(resp.status(), 303, "login redirects");
-        assert_eq!(resp.headers()["location"], "/", "login as {username} succeeds");
+        // each role lands on its home: `/`, or `/finance` for finance
+        let home = if username == "finance" { "/finance" } else { "/" };
+        assert_eq!(resp.headers()["location"], home, "login as {username} succeeds");
         c
     }
 }

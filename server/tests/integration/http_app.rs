@@ -41,6 +41,12 @@ async fn login_logout_and_pages() {
         assert_eq!(r.headers()["location"], "/");
         let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+        // no page asked for: finance lands on its own home; a page asked for is kept
+        let r = c.post_form("/auth/login", &[("username", FINANCE.0), ("password", FINANCE.1), ("next", "/")]).await;
+        assert_eq!(r.headers()["location"], "/finance");
+        let r =
+            c.post_form("/auth/login", &[("username", FINANCE.0), ("password", FINANCE.1), ("next", "/bills")]).await;
+        assert_eq!(r.headers()["location"], "/bills");
 
         for (user, pw) in [CASHIER, FINANCE, ADMIN] {
             let c = app.login(user, pw).await;
