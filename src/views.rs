@@ -305,6 +305,36 @@ pub struct AuditEntryView {
     pub target: String,
     pub detail: String,
     pub hash: String,
+    /// The address the action came from (empty for the system).
+    pub ip: String,
+}
+
+/// An audit search as a form or URL sends it (all text; empty means any).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuditSearch {
+    pub who: String,
+    pub action: String,
+    pub target: String,
+    /// `yyyy-mm-dd`, Beijing time, inclusive.
+    pub from: String,
+    /// `yyyy-mm-dd`, Beijing time, inclusive.
+    pub to: String,
+    /// The page: lines older than this sequence number.
+    pub before: String,
+}
+
+/// One page of an audit search, with the whole chain's check (S3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPageView {
+    pub entries: Vec<AuditEntryView>,
+    /// `before` for the next (older) page, when there is one.
+    pub older: Option<i64>,
+    /// Every action code in the log, for the search form.
+    pub actions: Vec<String>,
+    /// Lines in the whole log, and the first whose hash does not chain (none: intact).
+    pub chain_entries: i64,
+    pub chain_broken_at: Option<i64>,
 }
 
 /// A payment channel configuration as the admin page shows it: secrets masked.

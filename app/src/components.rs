@@ -56,6 +56,9 @@ pub fn audit_action_label(en: bool, code: &str) -> String {
         "channel_secrets_reencrypted" => ("重新加密渠道密钥", "Channel secrets re-encrypted"),
         "exception_refund" => ("异常：原路退款", "Exception: refund"),
         "exception_resolved" => ("异常：标记已处理", "Exception: resolved"),
+        "session_created" => ("生成支付码", "Payment opened"),
+        "session_cancelled" => ("取消支付", "Payment cancelled"),
+        "session_refreshed" => ("刷新支付码", "Payment code refreshed"),
         other => return other.to_string(),
     };
     (if en { e } else { zh }).to_string()

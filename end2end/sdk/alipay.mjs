@@ -22,10 +22,13 @@ function check(cond, message, detail) {
   if (!cond) fail(message, detail);
 }
 
+// the sandbox control credential (issue 13 #12), given by the test that runs this script
+const sandboxToken = process.env.CLINICPAY_SANDBOX_TOKEN || '';
+
 async function postJson(path, body) {
   const resp = await fetch(`${base}${path}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', 'x-sandbox-token': sandboxToken },
     body: JSON.stringify(body ?? {}),
   });
   const text = await resp.text();
@@ -88,7 +91,7 @@ try {
   check(closed.tradeStatus === 'TRADE_CLOSED', 'fully refunded trade is closed', closed);
 
   // the success notification the sandbox sent verifies with checkNotifySignV2
-  const n = await fetch(`${base}/sandbox/alipay/control/trades/${outTradeNo}/notification`).then((x) => x.json());
+  const n = await fetch(`${base}/sandbox/alipay/control/trades/${outTradeNo}/notification`, { headers: { 'x-sandbox-token': sandboxToken } }).then((x) => x.json());
   const postData = Object.fromEntries(new URLSearchParams(n.body));
   check(postData.trade_status === 'TRADE_SUCCESS' && postData.app_id === appId, 'notification fields', postData);
   check(sdk.checkNotifySignV2(postData) === true, 'checkNotifySignV2 rejected the notification', postData);

@@ -10,6 +10,9 @@ import crypto from 'node:crypto';
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
 
+// the sandbox control credential (issue 13 #12), given by the test that runs this script
+const sandboxToken = process.env.CLINICPAY_SANDBOX_TOKEN || '';
+
 const base = (process.argv[2] || '').replace(/\/+$/, '');
 if (!/^https?:\/\//.test(base)) {
   console.error('usage: node bank.mjs <base URL of the ClinicPay app>');
@@ -80,7 +83,7 @@ async function main() {
   const merchantId = `SDK${Date.now().toString(36).toUpperCase()}`;
   const reg = await fetch(`${apiBase}/merchants`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', 'x-sandbox-token': sandboxToken },
     body: JSON.stringify({ merchant_id: merchantId, merchant_public_key: publicKey.export({ type: 'spki', format: 'pem' }) }),
   });
   if (reg.status !== 200) fail(`registration: HTTP ${reg.status} ${await reg.text()}`);
@@ -167,7 +170,7 @@ async function main() {
     if (!verify(replayed, bankKey) || replayed.code !== 'REPLAY') fail(`replay answered ${replayed.code}`);
 
     // section 7: the payer pays (control API, success card)
-    const paid = await fetch(`${apiBase}/control/trades/${otn}/pay`, { method: 'POST' });
+    const paid = await fetch(`${apiBase}/control/trades/${otn}/pay`, { method: 'POST', headers: { 'x-sandbox-token': sandboxToken } });
     if (paid.status !== 200) fail(`control pay: HTTP ${paid.status}`);
 
     const payEvent = await waitFor('PAYMENT_SUCCESS', () => events.find((e) => e.event === 'PAYMENT_SUCCESS'));

@@ -14,6 +14,8 @@ if (!base) {
   process.exit(2);
 }
 const sandbox = `${base}/sandbox/wechatpay`;
+// the sandbox control credential (issue 13 #12), given by the test that runs this script
+const sandboxToken = process.env.CLINICPAY_SANDBOX_TOKEN || '';
 
 function check(cond, message) {
   if (!cond) throw new Error(message);
@@ -27,7 +29,7 @@ function describe(err) {
 }
 
 async function control(path) {
-  const resp = await fetch(`${sandbox}/control/${path}`, { method: 'POST' });
+  const resp = await fetch(`${sandbox}/control/${path}`, { method: 'POST', headers: { 'x-sandbox-token': sandboxToken } });
   if (!resp.ok) throw new Error(`control ${path}: HTTP ${resp.status} ${await resp.text()}`);
   return resp.json();
 }
@@ -45,7 +47,7 @@ async function main() {
 
   const reg = await fetch(`${sandbox}/merchants`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', 'x-sandbox-token': sandboxToken },
     body: JSON.stringify({
       mchid, appid, merchant_serial_no: serial, merchant_public_key: publicKey, apiv3_key: apiv3Key,
     }),
@@ -89,7 +91,7 @@ async function main() {
   check(/^\d{28}$/.test(q2.data.transaction_id), `transaction_id ${q2.data.transaction_id}`);
 
   // the TRANSACTION.SUCCESS notification, checked with the SDK's own helpers
-  const nresp = await fetch(`${sandbox}/control/trades/${outTradeNo}/notification`);
+  const nresp = await fetch(`${sandbox}/control/trades/${outTradeNo}/notification`, { headers: { 'x-sandbox-token': sandboxToken } });
   if (!nresp.ok) throw new Error(`notification: HTTP ${nresp.status} ${await nresp.text()}`);
   const notification = await nresp.json();
   const h = Object.fromEntries(Object.entries(notification.headers).map(([k, v]) => [k.toLowerCase(), v]));

@@ -10,6 +10,7 @@ Usage: python3 end2end/sdk/wechatpay.py http://127.0.0.1:PORT   (needs `pip inst
 import hashlib
 import gzip
 import json
+import os
 import secrets
 import sys
 import time
@@ -27,7 +28,8 @@ def check(cond, message):
 
 def http_json(method, url, body=None):
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={'content-type': 'application/json'})
+    req = urllib.request.Request(url, data=data, method=method, headers={'content-type': 'application/json',
+                                 'x-sandbox-token': os.environ.get('CLINICPAY_SANDBOX_TOKEN', '')})
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read().decode())
 

@@ -1,10 +1,17 @@
 import { test, expect, Page, Browser, APIRequestContext } from '@playwright/test';
 import { hydrated, login, shot } from './helpers';
+import { existsSync, readFileSync } from 'node:fs';
 
 // The charge screen (C6) end to end: the cashier's browser, and a second browser context that
 // plays the patient's phone on the sandbox payer page (the QR code's content).
 
 const BASE = process.env.BASE_URL || 'http://127.0.0.1:3000';
+// The sandbox control credential (issue 13 #12): given by .ci/test, or the quick start's file.
+const SANDBOX = {
+  'x-sandbox-token':
+    process.env.SANDBOX_TOKEN ||
+    (existsSync('../data/sandbox-control-token') ? readFileSync('../data/sandbox-control-token', 'utf8').trim() : ''),
+};
 
 async function openPatient(page: Page, mrn: string) {
   await page.goto('/charge');
@@ -38,7 +45,7 @@ async function outTradeNo(page: Page): Promise<string> {
 }
 
 async function sandboxDefaults(request: APIRequestContext, provider: string, faults: object) {
-  const r = await request.post(`${BASE}/sandbox/${provider}/control/defaults`, { data: faults });
+  const r = await request.post(`${BASE}/sandbox/${provider}/control/defaults`, { data: faults, headers: SANDBOX });
   expect(r.ok()).toBeTruthy();
 }
 
@@ -156,7 +163,7 @@ test('the sandbox sends every notification five extra times: one payment per bil
     await expect(page.getByRole('heading', { name: '支付成功' })).toBeVisible({ timeout: 20_000 });
     // six deliveries reached us …
     await expect.poll(async () => {
-      const t = await (await page.request.get(`${BASE}/sandbox/alipay/control/trades/${no}`)).json();
+      const t = await (await page.request.get(`${BASE}/sandbox/alipay/control/trades/${no}`, { headers: SANDBOX })).json();
       return (t.deliveries ?? []).filter((d: any) => d.acknowledged).length;
     }, { timeout: 20_000 }).toBe(6);
     // … and every bill has exactly one payment
@@ -201,7 +208,7 @@ test('paying after cancel: the money is refunded automatically and shown as an e
   await expect(page.locator('img.qr')).toBeVisible();
   const no = await outTradeNo(page);
   // Alipay's notification will be late (a slow network) …
-  const f = await page.request.post(`${BASE}/sandbox/alipay/control/trades/${no}/faults`, { data: { delay_ms: 120000 } });
+  const f = await page.request.post(`${BASE}/sandbox/alipay/control/trades/${no}/faults`, { data: { delay_ms: 120000 }, headers: SANDBOX });
   expect(f.ok()).toBeTruthy();
   // … the patient pays, and before we hear of it the cashier cancels
   await payOnPhone(browser, page, 'phone-late');
@@ -222,6 +229,6 @@ test('paying after cancel: the money is refunded automatically and shown as an e
   await expect(row).toContainText('会话过期或取消后才到账');
   await expect(row).toContainText('已原路退回 ¥');
   await shot(page, 'exceptions-refunded');
-  const trade = await (await page.request.get(`${BASE}/sandbox/alipay/control/trades/${no}`)).json();
+  const trade = await (await page.request.get(`${BASE}/sandbox/alipay/control/trades/${no}`, { headers: SANDBOX })).json();
   expect(trade.state).toBe('TRADE_CLOSED');
 });

@@ -327,3 +327,40 @@ test('words, not codes: sex in English, the patient and bill pages lead to the c
   expect(text).toMatch(/Male|Female/);
   await page.goto('/lang/zh?next=/');
 });
+
+test('the audit log shows what the cashier did, searched by what and who, its chain checked', async ({ page }) => {
+  // defect 10: the log recorded logins only, had no search and no paging
+  const errors = watchErrors(page);
+  await login(page, 'admin');
+  await page.goto('/admin/audit');
+  await hydrated(page);
+  await expect(page.getByTestId('audit-chain')).toContainText('哈希链校验通过');
+  // the first test of this file opened a payment and cancelled it at the counter
+  await page.getByLabel('操作', { exact: true }).selectOption({ label: '取消支付' });
+  await page.getByRole('button', { name: '查询' }).click();
+  await expect(page).toHaveURL(/action=session_cancelled/);
+  const rows = page.getByRole('table', { name: '审计记录' }).locator('tbody tr');
+  await expect(rows.first()).toBeVisible();
+  const n = await rows.count();
+  for (let i = 0; i < n; i++) {
+    await expect(rows.nth(i).locator('td').nth(3)).toHaveText('取消支付');
+  }
+  await expect(rows.first().locator('td').nth(2)).toHaveText('cashier');
+  await expect(rows.first().locator('td').nth(5)).toContainText('"before"');
+  await shot(page, 'audit-search');
+  // by who: the cashier's opened payments
+  await page.goto('/admin/audit?who=cashier&action=session_created');
+  await expect(rows.first().locator('td').nth(3)).toHaveText('生成支付码');
+  // nothing found says what to do
+  await page.goto('/admin/audit?who=nobody-like-this');
+  await expect(page.getByText('没有符合条件的记录')).toBeVisible();
+  // a bad address is refused with its field named
+  await page.goto('/admin/audit?from=2026-13-45');
+  await expect(page.getByText('有问题的参数：from')).toBeVisible();
+  // a cashier may not read it
+  await page.context().clearCookies();
+  await login(page, 'cashier');
+  await page.goto('/admin/audit');
+  await expect(page.getByTestId('audit-chain')).toHaveCount(0);
+  expect(errors).toEqual([]);
+});

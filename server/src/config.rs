@@ -23,7 +23,8 @@ pub enum LogFormat {
 #[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// `development` (demo data and sandboxes allowed) or `production`.
+    /// `production` (the default: no sandboxes, no demo data) or `development` (sandboxes and
+    /// demo data on unless switched off). Nothing unsafe happens without being asked for.
     pub env: RunMode,
     /// Address to listen on.
     pub listen: SocketAddr,
@@ -49,6 +50,8 @@ pub struct Config {
     /// Proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed.
     pub trusted_proxies: Vec<IpAddr>,
     pub session_ttl_minutes: i64,
+    /// A staff session unused this long must log in again.
+    pub session_idle_minutes: i64,
     /// Where cargo-leptos put the site (JS, WASM, CSS, public files).
     pub site_root: String,
     /// Master key(s) for secrets at rest: `version:base64key` entries separated by commas; the
@@ -59,12 +62,17 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Sandbox notification retries and delays run at this ‰ of real time (1000 = real time).
     pub sandbox_time_scale_permille: u64,
+    /// The credential the sandboxes' control and registration endpoints ask for (header
+    /// `X-Sandbox-Token`). Unset: a random one, kept in `<data_dir>/sandbox-control-token`.
+    pub sandbox_control_token: Option<String>,
     /// Money that arrives too late (after expiry or cancel): `auto_refund` or `hold`.
     pub late_payment_policy: clinicpay::checkout::LatePaymentPolicy,
     /// Run the background workers (expiry, status sync, closes, refunds, outbox).
     pub run_workers: bool,
     /// A notification stored but not finished (the process died) is re-processed after this long.
     pub redrive_after_seconds: i64,
+    /// Rejected provider notifications are deleted after this many days.
+    pub rejected_notification_retention_days: i64,
 }
 
 impl std::fmt::Debug for Config {
@@ -76,6 +84,7 @@ impl std::fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("sandbox", &self.sandbox)
             .field("seed_demo", &self.seed_demo)
+            .field("sandbox_control_token", &self.sandbox_control_token.as_ref().map(|_| "<set>"))
             .field("master_keys", &self.master_keys.as_ref().map(|_| "<set>"))
             .field("master_key_file", &self.master_key_file)
             .finish_non_exhaustive()
@@ -85,28 +94,31 @@ impl std::fmt::Debug for Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            env: RunMode::Development,
+            env: RunMode::Production,
             listen: "127.0.0.1:3000".parse().expect("valid"),
             database_url: "sqlite://data/clinicpay.db".into(),
             db_max_connections: 16,
             public_url: None,
             log_format: LogFormat::Human,
             log_filter: "info,sqlx=warn,tower_http=warn,leptos_axum=warn".into(),
-            seed_demo: true,
+            seed_demo: false,
             allow_demo_in_production: false,
-            sandbox: true,
+            sandbox: false,
             allow_sandbox_in_production: false,
             secure_cookies: None,
             trusted_proxies: Vec::new(),
             session_ttl_minutes: 12 * 60,
+            session_idle_minutes: 15,
             site_root: "target/site".into(),
             master_keys: None,
             master_key_file: None,
             data_dir: PathBuf::from("data"),
             sandbox_time_scale_permille: 1000,
+            sandbox_control_token: None,
             late_payment_policy: clinicpay::checkout::LatePaymentPolicy::AutoRefund,
             run_workers: true,
             redrive_after_seconds: 30,
+            rejected_notification_retention_days: 30,
         }
     }
 }
@@ -136,19 +148,45 @@ fn parse_bool(name: &str, v: &str) -> anyhow::Result<bool> {
 }
 
 impl Config {
-    /// Defaults ← TOML file (`path`, or `CLINICPAY_CONFIG`) ← environment.
+    /// Defaults ← TOML file (`path`, or `CLINICPAY_CONFIG`) ← environment. In development mode
+    /// the sandboxes and the demo data are on unless the file or the environment switches them off.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
         let file = path.map(Path::to_path_buf).or_else(|| env("CLINICPAY_CONFIG").map(PathBuf::from));
+        let mut explicit: Vec<String> = Vec::new();
         let mut cfg = match file {
             Some(p) => {
                 let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-                toml::from_str::<Config>(&text).with_context(|| format!("parsing {}", p.display()))?
+                let cfg = Self::from_toml(&text).with_context(|| format!("parsing {}", p.display()))?;
+                explicit.extend(toml::from_str::<toml::Table>(&text)?.keys().cloned());
+                cfg
             }
             None => Config::default(),
         };
         cfg.apply_env()?;
+        for (key, var) in [("sandbox", "CLINICPAY_SANDBOX"), ("seed_demo", "CLINICPAY_SEED_DEMO")] {
+            if env(var).is_some() {
+                explicit.push(key.to_string());
+            }
+        }
+        cfg.development_defaults(&explicit);
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    pub fn from_toml(text: &str) -> anyhow::Result<Config> {
+        Ok(toml::from_str::<Config>(text)?)
+    }
+
+    /// Development mode turns on what it is for, where nothing was said about it.
+    fn development_defaults(&mut self, explicit: &[String]) {
+        if self.env == RunMode::Development {
+            if !explicit.iter().any(|k| k == "sandbox") {
+                self.sandbox = true;
+            }
+            if !explicit.iter().any(|k| k == "seed_demo") {
+                self.seed_demo = true;
+            }
+        }
     }
 
     fn apply_env(&mut self) -> anyhow::Result<()> {
@@ -158,11 +196,6 @@ impl Config {
                 "development" | "dev" => RunMode::Development,
                 _ => bail!("CLINICPAY_ENV must be development or production"),
             };
-            if self.env == RunMode::Production {
-                // production starts from safe defaults unless the file or environment says otherwise
-                self.seed_demo = false;
-                self.sandbox = false;
-            }
         }
         if let Some(v) = env("CLINICPAY_LISTEN").or_else(|| env("LEPTOS_SITE_ADDR")) {
             self.listen = v.parse().with_context(|| format!("CLINICPAY_LISTEN {v:?} is not host:port"))?;
@@ -210,6 +243,9 @@ impl Config {
         if let Some(v) = env("CLINICPAY_SESSION_TTL_MINUTES") {
             self.session_ttl_minutes = v.parse().context("CLINICPAY_SESSION_TTL_MINUTES")?;
         }
+        if let Some(v) = env("CLINICPAY_SESSION_IDLE_MINUTES") {
+            self.session_idle_minutes = v.parse().context("CLINICPAY_SESSION_IDLE_MINUTES")?;
+        }
         if let Some(v) = env("LEPTOS_SITE_ROOT").or_else(|| env("CLINICPAY_SITE_ROOT")) {
             self.site_root = v;
         }
@@ -221,6 +257,9 @@ impl Config {
         }
         if let Some(v) = env("CLINICPAY_SANDBOX_TIME_SCALE_PERMILLE") {
             self.sandbox_time_scale_permille = v.parse().context("CLINICPAY_SANDBOX_TIME_SCALE_PERMILLE")?;
+        }
+        if let Some(v) = env("CLINICPAY_SANDBOX_CONTROL_TOKEN") {
+            self.sandbox_control_token = Some(v);
         }
         if let Some(v) = env("CLINICPAY_LATE_PAYMENT_POLICY") {
             self.late_payment_policy = match v.as_str() {
@@ -235,6 +274,10 @@ impl Config {
         if let Some(v) = env("CLINICPAY_REDRIVE_AFTER_SECONDS") {
             self.redrive_after_seconds = v.parse().context("CLINICPAY_REDRIVE_AFTER_SECONDS")?;
         }
+        if let Some(v) = env("CLINICPAY_REJECTED_NOTIFICATION_RETENTION_DAYS") {
+            self.rejected_notification_retention_days =
+                v.parse().context("CLINICPAY_REJECTED_NOTIFICATION_RETENTION_DAYS")?;
+        }
         if let Some(v) = env("CLINICPAY_MASTER_KEY_FILE") {
             self.master_key_file = Some(PathBuf::from(v));
         }
@@ -246,10 +289,19 @@ impl Config {
         if !(1..=7 * 24 * 60).contains(&self.session_ttl_minutes) {
             bail!("session_ttl_minutes must be between 1 and 10080");
         }
+        if !(1..=self.session_ttl_minutes).contains(&self.session_idle_minutes) {
+            bail!("session_idle_minutes must be between 1 and session_ttl_minutes");
+        }
+        if !(1..=3650).contains(&self.rejected_notification_retention_days) {
+            bail!("rejected_notification_retention_days must be between 1 and 3650");
+        }
         if let Some(u) = &self.public_url {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
                 bail!("public_url must start with http:// or https://");
             }
+        }
+        if self.sandbox_control_token.as_ref().is_some_and(|t| t.trim().len() < 16) {
+            bail!("sandbox_control_token must be at least 16 characters");
         }
         if self.production() && self.sandbox && !self.allow_sandbox_in_production {
             bail!("production mode refuses the built-in sandboxes; set CLINICPAY_ALLOW_SANDBOX_IN_PRODUCTION=true to override");
@@ -295,9 +347,34 @@ mod tests {
 
     #[test]
     fn production_refuses_demo_and_sandbox() {
-        let c = Config { env: RunMode::Production, ..Config::default() };
+        let c = Config { env: RunMode::Production, sandbox: true, ..Config::default() };
         assert!(c.validate().is_err());
-        let c = Config { env: RunMode::Production, sandbox: false, seed_demo: false, ..Config::default() };
+        let c = Config { env: RunMode::Production, seed_demo: true, ..Config::default() };
+        assert!(c.validate().is_err());
+        let c =
+            Config { env: RunMode::Production, sandbox: true, allow_sandbox_in_production: true, ..Config::default() };
         assert!(c.validate().is_ok());
+    }
+
+    /// Issue 13 #12: nothing unsafe without being asked for. With no configuration at all the
+    /// server is in production mode with no sandboxes and no demo data; development mode turns
+    /// them on unless told otherwise.
+    #[test]
+    fn defaults_fail_closed_and_development_is_explicit() {
+        let mut c = Config::default();
+        c.development_defaults(&[]);
+        assert!(c.production() && !c.sandbox && !c.seed_demo);
+        assert!(c.validate().is_ok());
+
+        let mut c = Config::from_toml("env = \"development\"\n").unwrap();
+        c.development_defaults(&["env".into()]);
+        assert!(!c.production() && c.sandbox && c.seed_demo);
+
+        let mut c = Config::from_toml("env = \"development\"\nsandbox = false\n").unwrap();
+        c.development_defaults(&["env".into(), "sandbox".into()]);
+        assert!(!c.sandbox && c.seed_demo, "an explicit false stays false");
+
+        let c = Config { sandbox_control_token: Some("short".into()), ..Config::default() };
+        assert!(c.validate().is_err(), "a guessable sandbox credential is refused");
     }
 }

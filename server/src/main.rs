@@ -159,6 +159,13 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     } else {
         println!("ClinicPay is running at {url}");
     }
+    if app.sandboxes.is_some() {
+        let at = match app.cfg.sandbox_control_token {
+            Some(_) => "CLINICPAY_SANDBOX_CONTROL_TOKEN".to_string(),
+            None => app.cfg.data_dir.join("sandbox-control-token").display().to_string(),
+        };
+        println!("  Sandboxes at {url}/sandbox/… (control endpoints need the X-Sandbox-Token header: {at})");
+    }
     let shutdown = async {
         let ctrl_c = async {
             let _ = tokio::signal::ctrl_c().await;

@@ -18,6 +18,8 @@ pub fn service_config(cfg: &Config) -> ServiceConfig {
         late_payment_policy: cfg.late_payment_policy,
         redrive_after_ms: cfg.redrive_after_seconds * 1000,
         session_ttl_ms: cfg.session_ttl_minutes * 60_000,
+        session_idle_ms: cfg.session_idle_minutes * 60_000,
+        rejected_notification_retention_ms: cfg.rejected_notification_retention_days * clinicpay::time::DAY_MS,
         ..ServiceConfig::default()
     }
 }
@@ -49,6 +51,7 @@ pub async fn build_parts(cfg: &Config) -> anyhow::Result<(Services, Arc<crate::e
         events: hub.clone(),
         apply_batcher: None,
         notification_batcher: None,
+        notify_budget: Arc::new(clinicpay::services::budget::SourceBudget::new(Default::default())),
     }
     .with_notification_batching(64, batch_workers)
     .with_apply_batching(64, batch_workers);
@@ -101,12 +104,17 @@ impl Application {
         };
         let mut router = http::router(http_state, leptos_options(&cfg, addr));
         let sandboxes = if cfg.sandbox {
+            let token = match &cfg.sandbox_control_token {
+                Some(t) => t.trim().to_string(),
+                None => crate::sandbox::control_token_in(&cfg.data_dir)?,
+            };
             let sb = crate::sandbox::Sandboxes::new(crate::sandbox::SandboxSettings::in_dir(
                 cfg.public_url(),
                 cfg.sandbox_time_scale_permille,
                 &cfg.data_dir,
             ))
-            .await?;
+            .await?
+            .with_control_token(&token);
             router = router.merge(sb.router());
             Some(sb)
         } else {

@@ -30,9 +30,30 @@ pub struct AuditCheck {
     pub broken_at: Option<i64>,
 }
 
+/// Which audit lines to list, newest first (S3: by who, what, when and object, paged).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Part of the actor's name, any case.
+    pub who: Option<String>,
+    /// An action code, exactly.
+    pub action: Option<String>,
+    /// Part of the object (`type:id`, e.g. `payment_session:ses_…`), any case.
+    pub target: Option<String>,
+    /// From this instant (inclusive) …
+    pub from_ms: Option<Millis>,
+    /// … to this one (exclusive).
+    pub to_ms: Option<Millis>,
+    /// Only lines older than this sequence number (the next page).
+    pub before_seq: Option<i64>,
+    pub limit: i64,
+}
+
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     async fn append_audit(&self, audit: &AuditInput) -> StoreResult<()>;
     async fn list_audit(&self, limit: i64) -> StoreResult<Vec<AuditEntryView>>;
+    async fn search_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEntryView>>;
+    /// The action codes that occur in the log (for the search form).
+    async fn audit_actions(&self) -> StoreResult<Vec<String>>;
     async fn verify_audit_chain(&self) -> StoreResult<AuditCheck>;
 }

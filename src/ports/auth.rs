@@ -119,7 +119,14 @@ pub trait AuthStore: Send + Sync {
 
     async fn create_auth_session(&self, s: &NewAuthSession, audit: &AuditInput) -> StoreResult<()>;
     /// The live session for a token hash, with its (enabled) user; extends `last_seen`.
-    async fn auth_session(&self, token_hash: &str, now_ms: Millis) -> StoreResult<Option<(UserRecord, Millis)>>;
+    /// The live session of this token: not past its lifetime, and used within the last
+    /// `idle_ms` (S1: an idle session must log in again). A use refreshes the idle clock.
+    async fn auth_session(
+        &self,
+        token_hash: &str,
+        now_ms: Millis,
+        idle_ms: Millis,
+    ) -> StoreResult<Option<(UserRecord, Millis)>>;
     async fn delete_auth_session(&self, token_hash: &str, audit: Option<&AuditInput>) -> StoreResult<()>;
 
     async fn throttle_get(&self, key: &str) -> StoreResult<ThrottleState>;

@@ -34,6 +34,9 @@ pub struct NewSession {
     pub idempotency: Option<IdempotencyKey>,
     /// The session this one replaces ("refresh QR"), ended in the same transaction.
     pub replaces: Option<SessionId>,
+    /// The audit line of the person who opened it (S3), written in the same transaction when
+    /// the session is created (not when an idempotent retry finds it).
+    pub audit: Option<super::AuditInput>,
 }
 
 /// Why a session could not be opened.
@@ -83,6 +86,14 @@ pub trait CheckoutStore: Send + Sync {
         reason: EndReason,
         at_ms: Millis,
         close_at_provider: bool,
+    ) -> StoreResult<Result<(), SessionStatus>>;
+    /// A person cancels a pending session: [`CheckoutStore::end_session`] with `Cancelled` and
+    /// the close queued, and their audit line, in one transaction.
+    async fn cancel_session(
+        &self,
+        session_id: &SessionId,
+        at_ms: Millis,
+        audit: &super::AuditInput,
     ) -> StoreResult<Result<(), SessionStatus>>;
     /// Records the provider's word on a failed attempt by the payer (a declined card) on the
     /// pending session of `out_trade_no`, unless a newer note is there; the session's id when

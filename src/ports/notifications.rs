@@ -62,6 +62,9 @@ pub trait NotificationStore: Send + Sync {
     /// Counts one re-drive attempt at a notification still `received` (compare-and-set) and
     /// returns the attempts made so far, this one included; `None` when it was finished meanwhile.
     async fn count_redrive_attempt(&self, id: &NotificationId) -> StoreResult<Option<i64>>;
+    /// Deletes up to `limit` `rejected` notifications that arrived before `before_ms` (their
+    /// retention is over) and returns how many went. Applied, failed and unfinished ones stay.
+    async fn purge_rejected_notifications(&self, before_ms: Millis, limit: i64) -> StoreResult<u64>;
     /// Records a provider event id; false when it was recorded before (a duplicate).
     async fn record_provider_event(
         &self,

@@ -76,6 +76,7 @@ impl Services {
     pub async fn create_checkout(
         &self,
         caller: &CurrentUser,
+        ip: &str,
         req: SessionRequest,
         idempotency_key: Option<&str>,
         replaces: Option<&SessionId>,
@@ -105,6 +106,28 @@ impl Services {
                 fingerprint: req.fingerprint(),
             }),
             replaces: replaces.cloned(),
+            audit: None,
+        };
+        let new = NewSession {
+            audit: Some(self.audit_input(
+                &Actor::user(caller, ip),
+                if replaces.is_some() { "session_refreshed" } else { "session_created" },
+                "payment_session",
+                new.id.as_str(),
+                serde_json::json!({
+                    "after": {
+                        "status": "pending",
+                        "patient_id": new.patient_id.as_str(),
+                        "bill_ids": req.bill_ids.iter().map(|b| b.to_string()).collect::<Vec<_>>(),
+                        "method": req.method.as_str(),
+                        "channel_id": new.channel_id.as_str(),
+                        "out_trade_no": new.out_trade_no.as_str(),
+                        "expires_at_ms": new.expires_at_ms,
+                    },
+                    "replaces": replaces.map(|r| r.to_string()),
+                }),
+            )),
+            ..new
         };
         let mut view = match self.store.create_session(&new).await?.map_err(refusal)? {
             CreateOutcome::Existing(v) => return Ok((v, false)),
@@ -164,9 +187,21 @@ impl Services {
 
     /// Cancels a pending session: its bills are free again and the trade is closed at the
     /// provider (now, and by the close worker if that fails).
-    pub async fn cancel_checkout(&self, caller: &CurrentUser, id: &str) -> ServiceResult<SessionView> {
+    pub async fn cancel_checkout(&self, caller: &CurrentUser, ip: &str, id: &str) -> ServiceResult<SessionView> {
         let id = parse_session_id(id)?;
-        match self.store.end_session(&id, EndReason::Cancelled, self.now(), true).await {
+        let before = self.store.session(&id).await?.ok_or(ServiceError::NotFound("payment session"))?;
+        let audit = self.audit_input(
+            &Actor::user(caller, ip),
+            "session_cancelled",
+            "payment_session",
+            id.as_str(),
+            serde_json::json!({
+                "before": { "status": before.status.as_str(), "total": before.total.to_string() },
+                "after": { "status": "cancelled" },
+                "out_trade_no": before.out_trade_no.as_str(),
+            }),
+        );
+        match self.store.cancel_session(&id, self.now(), &audit).await {
             Ok(Ok(())) => {
                 tracing::info!(session = %id, by = %caller.username, "session cancelled");
                 self.events.publish(&id, SessionStatus::Cancelled).await;
@@ -189,6 +224,7 @@ impl Services {
     pub async fn refresh_checkout(
         &self,
         caller: &CurrentUser,
+        ip: &str,
         id: &str,
         timeout_minutes: Option<i64>,
     ) -> ServiceResult<SessionView> {
@@ -203,7 +239,7 @@ impl Services {
         let bills: Vec<String> = old.bill_ids().iter().map(|b| b.to_string()).collect();
         let req = SessionRequest::parse(old.patient_id.as_str(), &bills, old.method.as_str(), timeout_minutes)
             .map_err(|e| ServiceError::invalid(e.code(), e.to_string()))?;
-        let (view, _) = self.create_checkout(caller, req, None, Some(&old.id)).await?;
+        let (view, _) = self.create_checkout(caller, ip, req, None, Some(&old.id)).await?;
         self.close_now(&old.id).await;
         Ok(view)
     }

@@ -332,6 +332,7 @@ impl Services {
                 created_by: "seed-demo".into(),
                 idempotency: None,
                 replaces: None,
+                audit: None,
             };
             let view = match self.store.create_session(&new).await? {
                 Ok(CreateOutcome::Created(v)) => v,

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod batch;
 pub mod billing;
+pub mod budget;
 pub mod channels;
 pub mod checkout;
 pub mod demo;
@@ -99,7 +100,12 @@ pub struct ServiceConfig {
     /// A stored notification still unfinished this long after it arrived is processed again.
     pub redrive_after_ms: Millis,
     pub session_ttl_ms: Millis,
+    /// A staff session unused this long must log in again (S1).
+    pub session_idle_ms: Millis,
     pub throttle: ThrottlePolicy,
+    /// Rejected notifications are deleted this long after they arrived (the applied ones, and
+    /// those a person must look at, stay).
+    pub rejected_notification_retention_ms: Millis,
 }
 
 impl Default for ServiceConfig {
@@ -110,7 +116,9 @@ impl Default for ServiceConfig {
             late_payment_policy: crate::checkout::LatePaymentPolicy::AutoRefund,
             redrive_after_ms: 30_000,
             session_ttl_ms: 12 * crate::time::HOUR_MS,
+            session_idle_ms: 15 * crate::time::MINUTE_MS,
             throttle: ThrottlePolicy::default(),
+            rejected_notification_retention_ms: 30 * crate::time::DAY_MS,
         }
     }
 }
@@ -157,6 +165,8 @@ pub struct Services {
     pub apply_batcher: Option<Arc<ApplyBatcher>>,
     /// Group commit for storing raw notifications (None: one transaction each).
     pub notification_batcher: Option<Arc<NotificationBatcher>>,
+    /// How many unverified notifications each source may make us store (issue 13 #7).
+    pub notify_budget: Arc<budget::SourceBudget>,
 }
 
 pub type NotificationBatcher = batch::Batcher<crate::ports::NewNotification, Result<(), StoreError>>;

@@ -47,13 +47,23 @@ impl Services {
     #[tracing::instrument(skip_all, fields(provider = %n.provider))]
     pub async fn receive_notification(&self, n: IncomingNotification) -> NotificationOutcome {
         let profile = self.gateways.notification_profile(n.provider);
+        let now = self.now();
+        // A source that has had its budget of rejected notifications stored must prove the next
+        // one genuine before it is written (issue 13 #7); a genuine one goes on as usual.
+        let reserved = self.notify_budget.reserve(&n.remote_addr, now);
+        if !reserved && !self.verifies(&n, &profile, now).await {
+            tracing::debug!(source = %n.remote_addr, "an unverified notification from a source over its budget, not stored");
+            let mut reply = profile.failure_reply;
+            reply.status = 429;
+            return NotificationOutcome { reply, outcome: "unstored" };
+        }
         let kept: Vec<(String, String)> =
             n.headers.iter().filter(|(k, _)| profile.kept_headers.contains(&k.as_str())).cloned().collect();
         let stored = StoredNotification {
             id: self.ids.new_id::<NotificationId>(),
             provider: n.provider,
-            received_at_ms: self.now(),
-            remote_addr: n.remote_addr,
+            received_at_ms: now,
+            remote_addr: n.remote_addr.clone(),
             content_type: n.content_type,
             headers: headers_json(&kept),
             body: n.body,
@@ -62,11 +72,36 @@ impl Services {
         // Nothing is lost: store before anything else. If that fails, the provider retries.
         if let Err(e) = self.store_notification(new_notification(&stored)).await {
             tracing::error!(error = %e, "could not store a notification");
+            if reserved {
+                self.notify_budget.refund(&n.remote_addr, now);
+            }
             return NotificationOutcome { reply: profile.failure_reply, outcome: "store_failed" };
         }
         let raw =
             RawNotification { headers: kept, content_type: stored.content_type.clone(), body: stored.body.clone() };
-        self.handle_stored(&stored, &raw).await
+        let outcome = self.handle_stored(&stored, &raw).await;
+        // only a rejected one keeps its token spent
+        if reserved && outcome.outcome != NotificationStatus::Rejected.as_str() {
+            self.notify_budget.refund(&n.remote_addr, now);
+        }
+        outcome
+    }
+
+    /// Would this notification pass verification (its channel found, its signature, account and
+    /// time window good)? Reads and writes nothing.
+    async fn verifies(
+        &self,
+        n: &IncomingNotification,
+        profile: &crate::ports::NotificationProfile,
+        now: Millis,
+    ) -> bool {
+        let headers: Vec<(String, String)> =
+            n.headers.iter().filter(|(k, _)| profile.kept_headers.contains(&k.as_str())).cloned().collect();
+        let raw = RawNotification { headers, content_type: n.content_type.clone(), body: n.body.clone() };
+        match self.gateways.for_notification(n.provider, &raw, now).await {
+            Ok((_, gateway)) => gateway.verify_notification(&raw, now).is_ok(),
+            Err(_) => false,
+        }
     }
 
     /// Re-runs a notification that was stored but never finished (the process died between

@@ -55,11 +55,13 @@ pub struct WorkReport {
     pub refunds: usize,
     pub published: usize,
     pub redriven: usize,
+    /// Rejected notifications deleted at the end of their retention.
+    pub purged: usize,
 }
 
 impl WorkReport {
     pub fn total(&self) -> usize {
-        self.expired + self.closed + self.synced_paid + self.refunds + self.published + self.redriven
+        self.expired + self.closed + self.synced_paid + self.refunds + self.published + self.redriven + self.purged
     }
 }
 
@@ -73,6 +75,7 @@ impl Services {
             refunds: self.refund_step().await?,
             published: self.outbox_step().await?,
             redriven: self.redrive_step().await?,
+            purged: self.purge_step().await?,
         })
     }
 
@@ -397,6 +400,21 @@ impl Services {
             }
         }
         Ok(n)
+    }
+}
+
+impl Services {
+    /// Rejected notifications are kept for [`ServiceConfig::rejected_notification_retention_ms`]
+    /// (someone may want to see what was sent) and then deleted, 500 at a time (issue 13 #7).
+    ///
+    /// [`ServiceConfig::rejected_notification_retention_ms`]: super::ServiceConfig
+    pub async fn purge_step(&self) -> ServiceResult<usize> {
+        let before = self.now() - self.config.rejected_notification_retention_ms;
+        let n = self.store.purge_rejected_notifications(before, 500).await?;
+        if n > 0 {
+            tracing::info!(deleted = n, "rejected notifications past their retention deleted");
+        }
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 }
 

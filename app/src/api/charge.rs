@@ -54,7 +54,7 @@ pub async fn start_payment(req: StartPaymentRequest) -> Result<SessionView, AppE
     let parsed = clinicpay::checkout::SessionRequest::parse(&req.patient_id, &req.bill_ids, &req.method, None)
         .map_err(|e| AppError::bad_request(e.code(), e.to_string()))?;
     let key = Some(req.idempotency_key.as_str()).filter(|k| !k.is_empty());
-    let (view, _) = ssr::services()?.create_checkout(&user, parsed, key, None).await?;
+    let (view, _) = ssr::services()?.create_checkout(&user, &ssr::client_ip(), parsed, key, None).await?;
     Ok(view)
 }
 
@@ -67,13 +67,13 @@ pub async fn payment_status(session_id: String) -> Result<SessionView, AppError>
 #[server(prefix = "/api/fn", endpoint = "charge/cancel")]
 pub async fn cancel_payment(session_id: String) -> Result<SessionView, AppError> {
     let user = ssr::require_user(Access::Billing)?;
-    Ok(ssr::services()?.cancel_checkout(&user, &session_id).await?)
+    Ok(ssr::services()?.cancel_checkout(&user, &ssr::client_ip(), &session_id).await?)
 }
 
 #[server(prefix = "/api/fn", endpoint = "charge/refresh")]
 pub async fn refresh_payment(session_id: String) -> Result<SessionView, AppError> {
     let user = ssr::require_user(Access::Billing)?;
-    Ok(ssr::services()?.refresh_checkout(&user, &session_id, None).await?)
+    Ok(ssr::services()?.refresh_checkout(&user, &ssr::client_ip(), &session_id, None).await?)
 }
 
 /// What "check payment" found: the session now, and the provider's answer in a word

@@ -91,7 +91,7 @@ pub fn server_fn_access() -> Vec<(&'static str, Access)> {
         (<CreateUser as ServerFn>::PATH, Access::Admin),
         (<SetUserDisabled as ServerFn>::PATH, Access::Admin),
         (<ResetPassword as ServerFn>::PATH, Access::Admin),
-        (<GetAuditLog as ServerFn>::PATH, Access::Admin),
+        (<SearchAuditLog as ServerFn>::PATH, Access::Admin),
         (<FindPatients as ServerFn>::PATH, Access::Billing),
         (<ChargeOverview as ServerFn>::PATH, Access::Billing),
         (<StartPayment as ServerFn>::PATH, Access::Billing),

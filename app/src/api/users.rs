@@ -5,8 +5,9 @@ use super::ssr;
 use crate::error::AppError;
 #[cfg(feature = "ssr")]
 use clinicpay::auth::Access;
-use clinicpay::views::{AuditEntryView, UserView};
+use clinicpay::views::{AuditPageView, AuditSearch, UserView};
 use leptos::prelude::*;
+use server_fn::codec::Json;
 
 #[server(prefix = "/api/fn", endpoint = "admin/users")]
 pub async fn list_users() -> Result<Vec<UserView>, AppError> {
@@ -40,8 +41,9 @@ pub async fn reset_password(user_id: String, password: String) -> Result<(), App
     Ok(ssr::services()?.reset_password(&user, &ssr::client_ip(), &user_id, password).await?)
 }
 
-#[server(prefix = "/api/fn", endpoint = "admin/audit")]
-pub async fn get_audit_log() -> Result<Vec<AuditEntryView>, AppError> {
+/// One page of the audit log searched by who, what, when and object, with the chain's check.
+#[server(prefix = "/api/fn", endpoint = "admin/audit/search", input = Json)]
+pub async fn search_audit_log(q: AuditSearch) -> Result<AuditPageView, AppError> {
     let user = ssr::require_user(Access::Admin)?;
-    Ok(ssr::services()?.audit_log(&user, 200).await?)
+    Ok(ssr::services()?.search_audit_log(&user, &q).await?)
 }

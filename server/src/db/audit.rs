@@ -4,7 +4,7 @@
 use super::sql::{sql, Tx};
 use super::{audit_hash, audit_hash_parts, SqlStore};
 use async_trait::async_trait;
-use clinicpay::ports::{AuditCheck, AuditInput, AuditStore, StoreResult};
+use clinicpay::ports::{AuditCheck, AuditFilter, AuditInput, AuditStore, StoreResult};
 use clinicpay::views::AuditEntryView;
 
 #[derive(sqlx::FromRow)]
@@ -23,6 +23,36 @@ struct EntryRow {
     target_id: String,
     detail: String,
     hash: String,
+    ip: String,
+}
+
+impl From<EntryRow> for AuditEntryView {
+    fn from(r: EntryRow) -> Self {
+        AuditEntryView {
+            seq: r.seq,
+            at_ms: r.at,
+            actor: r.actor_name,
+            action: r.action,
+            target: format!("{}:{}", r.target_type, r.target_id),
+            detail: r.detail,
+            hash: r.hash,
+            ip: r.ip,
+        }
+    }
+}
+
+/// `%part%` for LIKE … ESCAPE '\', the part lower-cased and its wildcards escaped.
+fn like_part(part: &str) -> String {
+    let mut out = String::with_capacity(part.len() + 2);
+    out.push('%');
+    for c in part.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
 }
 
 #[derive(sqlx::FromRow)]
@@ -82,24 +112,47 @@ impl AuditStore for SqlStore {
     }
 
     async fn list_audit(&self, limit: i64) -> StoreResult<Vec<AuditEntryView>> {
-        let rows: Vec<EntryRow> = sql(
-            "SELECT seq, at, actor_name, action, target_type, target_id, detail, hash FROM audit_log ORDER BY seq DESC LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&self.db)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| AuditEntryView {
-                seq: r.seq,
-                at_ms: r.at,
-                actor: r.actor_name,
-                action: r.action,
-                target: format!("{}:{}", r.target_type, r.target_id),
-                detail: r.detail,
-                hash: r.hash,
-            })
-            .collect())
+        self.search_audit(&AuditFilter { limit, ..AuditFilter::default() }).await
+    }
+
+    async fn search_audit(&self, f: &AuditFilter) -> StoreResult<Vec<AuditEntryView>> {
+        let mut q = sql(
+            "SELECT seq, at, actor_name, action, target_type, target_id, detail, hash, ip FROM audit_log WHERE 1 = 1",
+        );
+        if let Some(w) = f.who.as_deref().filter(|w| !w.is_empty()) {
+            let p = q.arg(like_part(w));
+            q.push(&format!(" AND LOWER(actor_name) LIKE {p} ESCAPE '\\'"));
+        }
+        if let Some(a) = f.action.as_deref().filter(|a| !a.is_empty()) {
+            let p = q.arg(a.to_string());
+            q.push(&format!(" AND action = {p}"));
+        }
+        if let Some(t) = f.target.as_deref().filter(|t| !t.is_empty()) {
+            let p = q.arg(like_part(t));
+            q.push(&format!(" AND LOWER(target_type || ':' || target_id) LIKE {p} ESCAPE '\\'"));
+        }
+        if let Some(from) = f.from_ms {
+            let p = q.arg(from);
+            q.push(&format!(" AND at >= {p}"));
+        }
+        if let Some(to) = f.to_ms {
+            let p = q.arg(to);
+            q.push(&format!(" AND at < {p}"));
+        }
+        if let Some(before) = f.before_seq {
+            let p = q.arg(before);
+            q.push(&format!(" AND seq < {p}"));
+        }
+        let p = q.arg(f.limit);
+        q.push(&format!(" ORDER BY seq DESC LIMIT {p}"));
+        let rows: Vec<EntryRow> = q.fetch_all(&self.db).await?;
+        Ok(rows.into_iter().map(AuditEntryView::from).collect())
+    }
+
+    async fn audit_actions(&self) -> StoreResult<Vec<String>> {
+        let rows: Vec<(String,)> =
+            sql("SELECT DISTINCT action FROM audit_log ORDER BY action").fetch_all(&self.db).await?;
+        Ok(rows.into_iter().map(|(a,)| a).collect())
     }
 
     async fn verify_audit_chain(&self) -> StoreResult<AuditCheck> {

@@ -207,19 +207,26 @@ impl AuthStore for SqlStore {
         tx.commit().await
     }
 
-    async fn auth_session(&self, token_hash: &str, now_ms: Millis) -> StoreResult<Option<(UserRecord, Millis)>> {
+    async fn auth_session(
+        &self,
+        token_hash: &str,
+        now_ms: Millis,
+        idle_ms: Millis,
+    ) -> StoreResult<Option<(UserRecord, Millis)>> {
         let row: Option<SessionUserRow> =
             sql("SELECT u.id, u.username, u.display_name, u.role, u.password_hash, u.disabled, u.demo, u.created_at, \
                     s.expires_at, s.last_seen_at \
              FROM auth_sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.token_hash = $1 AND s.expires_at > $2")
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.last_seen_at > $3")
             .bind(token_hash)
             .bind(now_ms)
+            .bind(now_ms - idle_ms)
             .fetch_optional(&self.db)
             .await?;
         let Some(row) = row else { return Ok(None) };
-        // Touch at most every five minutes, so reading pages does not turn into writes.
-        if now_ms - row.last_seen_at > 5 * 60_000 {
+        // Touch at most every five minutes (a third of the idle limit when that is shorter), so
+        // reading pages does not turn into writes while an active session never goes idle.
+        if now_ms - row.last_seen_at > (5 * 60_000).min(idle_ms / 3) {
             let mut tx = self.db.write().await?;
             sql("UPDATE auth_sessions SET last_seen_at = $1 WHERE token_hash = $2")
                 .bind(now_ms)

@@ -186,6 +186,33 @@ impl NotificationStore for SqlStore {
             .collect())
     }
 
+    async fn purge_rejected_notifications(&self, before_ms: Millis, limit: i64) -> StoreResult<u64> {
+        // read first: most rounds find nothing, and a read does not take SQLite's writer
+        let ids: Vec<(String,)> =
+            sql("SELECT id FROM notifications WHERE status = $1 AND received_at < $2 ORDER BY received_at LIMIT $3")
+                .bind(NotificationStatus::Rejected)
+                .bind(before_ms)
+                .bind(limit)
+                .fetch_all(&self.db)
+                .await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.db.write().await?;
+        let mut gone = 0;
+        for (id,) in &ids {
+            // compare-and-set: only a row still rejected and still old enough goes
+            gone += sql("DELETE FROM notifications WHERE id = $1 AND status = $2 AND received_at < $3")
+                .bind(id)
+                .bind(NotificationStatus::Rejected)
+                .bind(before_ms)
+                .execute(&mut tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(gone)
+    }
+
     async fn count_redrive_attempt(&self, id: &NotificationId) -> StoreResult<Option<i64>> {
         let mut tx = self.db.write().await?;
         let n = sql("UPDATE notifications SET attempts = attempts + 1 WHERE id = $1 AND status = $2")

@@ -13,7 +13,9 @@ use clinicpay::checkout::{EndReason, PayerNote, SessionPayable, SessionView};
 use clinicpay::ids::{ChannelId, OutTradeNo, PatientId, SessionId};
 use clinicpay::money::Money;
 use clinicpay::payments::{PayAction, PayMethod, Provider, SessionStatus};
-use clinicpay::ports::{CheckoutStore, CreateOutcome, IdGen, NewSession, SessionRefusal, StoreError, StoreResult};
+use clinicpay::ports::{
+    AuditInput, CheckoutStore, CreateOutcome, IdGen, NewSession, SessionRefusal, StoreError, StoreResult,
+};
 use clinicpay::time::Millis;
 
 const SESSION_SELECT: &str = "SELECT s.id, s.patient_id, p.name AS patient_name, p.mrn, s.provider, s.method, s.channel_id, \
@@ -331,6 +333,9 @@ impl CheckoutStore for SqlStore {
             }
         }
         let view = load_session(&mut tx, "s.id = $1", s.id.as_str()).await?.ok_or(StoreError::NotFound)?;
+        if let Some(a) = &s.audit {
+            super::audit::append(&mut tx, a).await?;
+        }
         tx.commit().await?;
         Ok(Ok(CreateOutcome::Created(view)))
     }
@@ -383,6 +388,21 @@ impl CheckoutStore for SqlStore {
         let mut tx = self.db.write().await?;
         let r = end_session_in(&mut tx, session_id, reason, at_ms, close_at_provider, None).await?;
         if r.is_ok() {
+            tx.commit().await?;
+        }
+        Ok(r)
+    }
+
+    async fn cancel_session(
+        &self,
+        session_id: &SessionId,
+        at_ms: Millis,
+        audit: &AuditInput,
+    ) -> StoreResult<Result<(), SessionStatus>> {
+        let mut tx = self.db.write().await?;
+        let r = end_session_in(&mut tx, session_id, EndReason::Cancelled, at_ms, true, None).await?;
+        if r.is_ok() {
+            super::audit::append(&mut tx, audit).await?;
             tx.commit().await?;
         }
         Ok(r)

@@ -82,9 +82,16 @@ pub async fn observe(State(st): State<HttpState>, mut req: Request, next: Next) 
 /// `X-Forwarded-For` that is not itself a trusted proxy.
 pub fn client_ip(st: &HttpState, req: &Request) -> String {
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    let Some(peer) = peer else { return String::new() };
+    match peer {
+        Some(peer) => client_ip_of(st, peer, req.headers()),
+        None => String::new(),
+    }
+}
+
+/// [`client_ip`] from the peer address and the request headers.
+pub fn client_ip_of(st: &HttpState, peer: IpAddr, headers: &axum::http::HeaderMap) -> String {
     if st.cfg.trusted_proxies.contains(&peer) {
-        if let Some(xff) = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        if let Some(xff) = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
             let hops: Vec<IpAddr> = xff.split(',').filter_map(|s| s.trim().parse().ok()).collect();
             if let Some(ip) = hops.iter().rev().find(|ip| !st.cfg.trusted_proxies.contains(ip)) {
                 return ip.to_string();

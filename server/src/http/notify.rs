@@ -35,7 +35,7 @@ pub async fn notify(
     };
     let incoming = IncomingNotification {
         provider,
-        remote_addr: peer.ip().to_string(),
+        remote_addr: super::middleware::client_ip_of(&st, peer.ip(), &headers),
         headers: headers
             .iter()
             .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))

@@ -100,7 +100,12 @@ impl Courier {
         Arc::new(Courier {
             settings,
             store,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(5)).no_proxy().build().expect("HTTP client"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("HTTP client"),
             notifiers: RwLock::new(HashMap::new()),
             wake: Arc::new(tokio::sync::Notify::new()),
         })
@@ -118,10 +123,32 @@ impl Courier {
         self.settings.scaled(Duration::from_millis(ms)).as_millis() as i64
     }
 
+    /// May the courier post to this address? Only to loopback and to the host the sandboxes
+    /// are served from (issue 13 #12): a sandbox is not a way to make this server post
+    /// anywhere someone registers. Redirects are not followed either.
+    pub fn may_post_to(&self, url: &str) -> bool {
+        let Ok(u) = reqwest::Url::parse(url) else { return false };
+        if !matches!(u.scheme(), "http" | "https") {
+            return false;
+        }
+        let own = reqwest::Url::parse(&self.settings.base_url).ok().and_then(|b| b.host_str().map(str::to_string));
+        let Some(host) = u.host_str() else { return false };
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        loopback || own.is_some_and(|o| o.eq_ignore_ascii_case(host))
+    }
+
     /// Queues a notification (with its copies) according to the faults.
     pub async fn send(&self, n: Notice, faults: &FaultSpec) -> anyhow::Result<()> {
         let now = now_ms();
-        let (state, due) = if faults.drop {
+        let (state, due) = if !self.may_post_to(&n.url) {
+            tracing::warn!(label = %n.label, "sandbox courier refuses to post outside loopback and its own host");
+            ("gave_up", now)
+        } else if faults.drop {
             tracing::info!(label = %n.label, "sandbox dropped a notification (fault injection)");
             ("dropped", now)
         } else if faults.reorder {
@@ -129,7 +156,7 @@ impl Courier {
         } else {
             ("due", now + self.scaled_ms(faults.delay_ms))
         };
-        let copies = if faults.drop { 1 } else { 1 + faults.duplicate };
+        let copies = if faults.drop || state == "gave_up" { 1 } else { 1 + faults.duplicate };
         let mut tx = self.store.pool().begin().await?;
         for copy in 0..copies {
             sqlx::query(
@@ -302,3 +329,42 @@ pub const WECHAT_SCHEDULE: [u64; 15] =
 
 /// The bank's schedule (docs/providers/bank.md 5).
 pub const BANK_SCHEDULE: [u64; 8] = [15, 60, 300, 900, 3_600, 7_200, 21_600, 43_200];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 13 #12: the sandbox posts only to loopback and to its own host.
+    #[tokio::test]
+    async fn the_courier_posts_only_to_loopback_and_its_own_host() {
+        let settings = Arc::new(SandboxSettings {
+            base_url: "https://pay.hospital.example:8443".into(),
+            time_scale_permille: 1,
+            key_dir: None,
+            state_file: None,
+        });
+        let store = Arc::new(SandboxStore::open(None).await.unwrap());
+        let c = Courier::new(settings, store);
+        for ok in [
+            "http://127.0.0.1:3000/notify/alipay",
+            "http://127.8.9.10/notify/alipay",
+            "http://localhost:8080/notify/bank",
+            "http://[::1]:3000/notify/wechatpay",
+            "https://pay.hospital.example/notify/wechatpay",
+            "https://PAY.hospital.example:8443/notify/wechatpay",
+        ] {
+            assert!(c.may_post_to(ok), "{ok}");
+        }
+        for no in [
+            "http://10.0.0.5/notify/alipay",
+            "http://169.254.169.254/latest/meta-data",
+            "https://attacker.example/collect",
+            "http://pay.hospital.example.attacker.example/",
+            "file:///etc/passwd",
+            "gopher://127.0.0.1/",
+            "not a url",
+        ] {
+            assert!(!c.may_post_to(no), "{no}");
+        }
+    }
+}

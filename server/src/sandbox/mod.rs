@@ -168,6 +168,69 @@ pub struct Sandboxes {
     pub alipay: Arc<alipay::AlipaySandbox>,
     pub wechatpay: Arc<wechatpay::WechatSandbox>,
     pub bank: Arc<bank::BankSandbox>,
+    /// What the control and registration endpoints ask for in [`CONTROL_TOKEN_HEADER`] (a random
+    /// one unless [`Sandboxes::with_control_token`] set it).
+    pub control_token: Arc<str>,
+}
+
+/// The header that carries the sandboxes' control credential.
+pub const CONTROL_TOKEN_HEADER: &str = "x-sandbox-token";
+
+/// A fresh random credential (32 bytes, hex).
+pub fn random_token() -> String {
+    use std::fmt::Write;
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).expect("the system random source");
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// The credential kept in `<data_dir>/sandbox-control-token` (created, readable by its owner
+/// only, on first use), so tests and scripts on the same machine can read it.
+pub fn control_token_in(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("sandbox-control-token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        let t = t.trim();
+        if t.len() >= 16 {
+            return Ok(t.to_string());
+        }
+    }
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let token = random_token();
+    write_private(&path, &token).with_context(|| format!("writing {}", path.display()))?;
+    Ok(token)
+}
+
+/// Is this a path a payer, a provider client or a download link may use without the control
+/// credential? Control (`…/control/…`) and merchant registration (`/apps`, `/merchants`) are
+/// not: they can mark trades paid and register keys.
+fn needs_control_token(path: &str) -> bool {
+    path.contains("/control/") || path.ends_with("/apps") || path.ends_with("/merchants")
+}
+
+async fn guard_control(
+    axum::extract::State(token): axum::extract::State<Arc<str>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if needs_control_token(req.uri().path()) {
+        let given = req.headers().get(CONTROL_TOKEN_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
+        if aws_lc_rs::constant_time::verify_slices_are_equal(given, token.as_bytes()).is_err() {
+            return (
+                axum::http::StatusCode::UNAUTHORIZED,
+                axum::Json(serde_json::json!({
+                    "error": "sandbox_token_required",
+                    "message": "the sandbox control endpoints need the X-Sandbox-Token header \
+                                (the token is in <data_dir>/sandbox-control-token or CLINICPAY_SANDBOX_CONTROL_TOKEN)",
+                })),
+            )
+                .into_response();
+        }
+    }
+    next.run(req).await
 }
 
 impl Sandboxes {
@@ -180,13 +243,21 @@ impl Sandboxes {
         spawn_timer(&wechatpay, &w);
         let bank = Arc::new(bank::BankSandbox::new(b.clone())?);
         spawn_timer(&bank, &b);
-        Ok(Sandboxes { ctx, alipay, wechatpay, bank })
+        Ok(Sandboxes { ctx, alipay, wechatpay, bank, control_token: random_token().into() })
     }
 
+    pub fn with_control_token(mut self, token: &str) -> Sandboxes {
+        self.control_token = token.into();
+        self
+    }
+
+    /// Every sandbox under `/sandbox`, its control and registration endpoints behind the
+    /// credential (issue 13 #12).
     pub fn router(&self) -> axum::Router {
         axum::Router::new()
             .nest("/sandbox/alipay", alipay::router(self.alipay.clone()))
             .nest("/sandbox/wechatpay", wechatpay::router(self.wechatpay.clone()))
             .nest("/sandbox/bank", bank::router(self.bank.clone()))
+            .layer(axum::middleware::from_fn_with_state(self.control_token.clone(), guard_control))
     }
 }

@@ -119,6 +119,7 @@ impl World {
             created_by: "usr_test".into(),
             idempotency: None,
             replaces: None,
+            audit: None,
         }
     }
 

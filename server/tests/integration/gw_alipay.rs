@@ -110,6 +110,7 @@ struct Env {
 async fn register(http: &reqwest::Client, base: &str, app_id: &str, public_key: &str) -> String {
     let resp = http
         .post(format!("{base}/sandbox/alipay/apps"))
+        .header(crate::helpers::SANDBOX_TOKEN_HEADER, crate::helpers::SANDBOX_TOKEN)
         .json(&json!({ "app_id": app_id, "app_public_key": public_key }))
         .send()
         .await
@@ -175,6 +176,7 @@ impl Env {
     async fn control(&self, no: &str, action: &str, body: Value) -> reqwest::Response {
         self.http
             .post(format!("{}/sandbox/alipay/control/trades/{no}/{action}", self.app.base))
+            .header(crate::helpers::SANDBOX_TOKEN_HEADER, crate::helpers::SANDBOX_TOKEN)
             .json(&body)
             .send()
             .await
@@ -182,7 +184,13 @@ impl Env {
     }
 
     async fn view(&self, no: &str) -> Value {
-        let resp = self.http.get(format!("{}/sandbox/alipay/control/trades/{no}", self.app.base)).send().await.unwrap();
+        let resp = self
+            .http
+            .get(format!("{}/sandbox/alipay/control/trades/{no}", self.app.base))
+            .header(crate::helpers::SANDBOX_TOKEN_HEADER, crate::helpers::SANDBOX_TOKEN)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
         resp.json().await.unwrap()
     }
@@ -604,6 +612,7 @@ async fn alipay_gateway_transport_shapes_and_errors() {
     let resp = env
         .http
         .post(format!("{}/sandbox/alipay/apps", env.app.base))
+        .header(crate::helpers::SANDBOX_TOKEN_HEADER, crate::helpers::SANDBOX_TOKEN)
         .json(&json!({ "app_id": "x", "app_public_key": "nope" }))
         .send()
         .await
@@ -659,6 +668,7 @@ async fn sdk_alipay_node() {
     let app = spawn_app("sqlite", false).await;
     let out = tokio::process::Command::new("node")
         .arg("end2end/sdk/alipay.mjs")
+        .env("CLINICPAY_SANDBOX_TOKEN", crate::helpers::SANDBOX_TOKEN)
         .arg(&app.base)
         .current_dir(&root)
         .output()

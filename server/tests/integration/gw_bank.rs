@@ -93,6 +93,7 @@ async fn setup(merchant_id: &str) -> Env {
     // registration over HTTP, as any client would
     let reg: serde_json::Value = http
         .post(format!("{}/sandbox/bank/merchants", app.base))
+        .header(crate::helpers::SANDBOX_TOKEN_HEADER, crate::helpers::SANDBOX_TOKEN)
         .json(&serde_json::json!({ "merchant_id": merchant_id, "merchant_public_key": MERCHANT_PUBLIC }))
         .send()
         .await
@@ -416,6 +417,7 @@ async fn bank_card_payment_refunds_and_statement() {
     let ctl: serde_json::Value = env
         .http
         .get(format!("{}/sandbox/bank/control/trades/{otn}", env.app.base))
+        .header(crate::helpers::SANDBOX_TOKEN_HEADER, crate::helpers::SANDBOX_TOKEN)
         .send()
         .await
         .unwrap()
@@ -441,7 +443,13 @@ async fn bank_close_errors_and_unknown_outcomes() {
     // the card page no longer takes cards
     let html = reqwest::get(&pay_url).await.unwrap().text().await.unwrap();
     assert!(html.contains("Closed") && !html.contains("card_number"));
-    let r = env.http.post(format!("{}/sandbox/bank/control/trades/CPCLOSE1/pay", env.app.base)).send().await.unwrap();
+    let r = env
+        .http
+        .post(format!("{}/sandbox/bank/control/trades/CPCLOSE1/pay", env.app.base))
+        .header(crate::helpers::SANDBOX_TOKEN_HEADER, crate::helpers::SANDBOX_TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 409);
     match env.client.create_payment(&env.payment("CPCLOSE1", "12.00")).await.outcome {
         Outcome::Failure(e) => assert_eq!(e.code, "ORDER_CLOSED"),
@@ -474,6 +482,7 @@ async fn bank_close_errors_and_unknown_outcomes() {
     let r = env
         .http
         .post(format!("{}/sandbox/bank/control/trades/CPFAIL1/faults", env.app.base))
+        .header(crate::helpers::SANDBOX_TOKEN_HEADER, crate::helpers::SANDBOX_TOKEN)
         .json(&serde_json::json!({ "fail_next_call": true }))
         .send()
         .await
@@ -592,6 +601,7 @@ async fn bank_notification_faults_and_retries() {
     let ctl: serde_json::Value = env
         .http
         .get(format!("{}/sandbox/bank/control/trades/CPDROP1", env.app.base))
+        .header(crate::helpers::SANDBOX_TOKEN_HEADER, crate::helpers::SANDBOX_TOKEN)
         .send()
         .await
         .unwrap()
@@ -618,6 +628,7 @@ async fn bank_notification_faults_and_retries() {
     let r = env
         .http
         .post(format!("{}/sandbox/bank/control/trades/CPRETRY1/pay", env.app.base))
+        .header(crate::helpers::SANDBOX_TOKEN_HEADER, crate::helpers::SANDBOX_TOKEN)
         .json(&serde_json::json!({ "card_number": "4111111111111111" }))
         .send()
         .await
@@ -632,6 +643,7 @@ async fn bank_notification_faults_and_retries() {
         let ctl: serde_json::Value = env
             .http
             .get(format!("{}/sandbox/bank/control/trades/CPRETRY1", env.app.base))
+            .header(crate::helpers::SANDBOX_TOKEN_HEADER, crate::helpers::SANDBOX_TOKEN)
             .send()
             .await
             .unwrap()
@@ -652,6 +664,7 @@ async fn bank_notification_faults_and_retries() {
     let v: serde_json::Value = env
         .http
         .post(format!("{}/sandbox/bank/control/trades/CPCANCEL1/pay", env.app.base))
+        .header(crate::helpers::SANDBOX_TOKEN_HEADER, crate::helpers::SANDBOX_TOKEN)
         .json(&serde_json::json!({ "card_number": "4000000000009995" }))
         .send()
         .await
@@ -660,10 +673,21 @@ async fn bank_notification_faults_and_retries() {
         .await
         .unwrap();
     assert_eq!((v["state"].as_str(), v["result"].as_str()), (Some("WAITING"), Some("INSUFFICIENT_FUNDS")));
-    let r = env.http.post(format!("{}/sandbox/bank/control/trades/CPCANCEL1/scan", env.app.base)).send().await.unwrap();
+    let r = env
+        .http
+        .post(format!("{}/sandbox/bank/control/trades/CPCANCEL1/scan", env.app.base))
+        .header(crate::helpers::SANDBOX_TOKEN_HEADER, crate::helpers::SANDBOX_TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let r =
-        env.http.post(format!("{}/sandbox/bank/control/trades/CPCANCEL1/cancel", env.app.base)).send().await.unwrap();
+    let r = env
+        .http
+        .post(format!("{}/sandbox/bank/control/trades/CPCANCEL1/cancel", env.app.base))
+        .header(crate::helpers::SANDBOX_TOKEN_HEADER, crate::helpers::SANDBOX_TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(env.status("CPCANCEL1").await.state, TradeState::Closed);
 
@@ -671,6 +695,7 @@ async fn bank_notification_faults_and_retries() {
     let r = env
         .http
         .post(format!("{}/sandbox/bank/control/defaults", env.app.base))
+        .header(crate::helpers::SANDBOX_TOKEN_HEADER, crate::helpers::SANDBOX_TOKEN)
         .json(&serde_json::json!({ "drop": true }))
         .send()
         .await
@@ -678,7 +703,14 @@ async fn bank_notification_faults_and_retries() {
     assert_eq!(r.status(), 200);
     env.create("CPDEF1", "1.00").await;
     env.sandbox.pay("CPDEF1").await.unwrap();
-    let r = env.http.post(format!("{}/sandbox/bank/control/defaults", env.app.base)).body("{}").send().await.unwrap();
+    let r = env
+        .http
+        .post(format!("{}/sandbox/bank/control/defaults", env.app.base))
+        .header(crate::helpers::SANDBOX_TOKEN_HEADER, crate::helpers::SANDBOX_TOKEN)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     env.create("CPDEF2", "1.00").await;
     env.sandbox.pay("CPDEF2").await.unwrap();
@@ -687,6 +719,7 @@ async fn bank_notification_faults_and_retries() {
     let bad = env
         .http
         .post(format!("{}/sandbox/bank/control/defaults", env.app.base))
+        .header(crate::helpers::SANDBOX_TOKEN_HEADER, crate::helpers::SANDBOX_TOKEN)
         .json(&serde_json::json!({ "explode": true }))
         .send()
         .await
@@ -709,6 +742,7 @@ async fn bank_protocol_document_suffices_for_an_independent_client() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let out = tokio::process::Command::new("node")
         .arg(root.join("end2end/sdk/bank.mjs"))
+        .env("CLINICPAY_SANDBOX_TOKEN", crate::helpers::SANDBOX_TOKEN)
         .arg(&app.base)
         .current_dir(&root)
         .kill_on_drop(true)

@@ -138,6 +138,7 @@ async fn merchant(app: &TestApp, mode: Mode) -> Merchant {
     // registration over HTTP, as an SDK test would do it
     let reg: serde_json::Value = http()
         .post(format!("{}/sandbox/wechatpay/merchants", app.base))
+        .header(crate::helpers::SANDBOX_TOKEN_HEADER, crate::helpers::SANDBOX_TOKEN)
         .json(&serde_json::json!({
             "mchid": mchid, "appid": appid, "merchant_serial_no": serial,
             "merchant_public_key": key.public_key().to_pem(), "apiv3_key": apiv3_key,
@@ -209,7 +210,12 @@ fn failure_code<T: std::fmt::Debug>(call: ProviderCall<T>) -> String {
 }
 
 async fn control_pay(app: &TestApp, no: &str) {
-    let resp = http().post(format!("{}/sandbox/wechatpay/control/trades/{no}/pay", app.base)).send().await.unwrap();
+    let resp = http()
+        .post(format!("{}/sandbox/wechatpay/control/trades/{no}/pay", app.base))
+        .header(crate::helpers::SANDBOX_TOKEN_HEADER, crate::helpers::SANDBOX_TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
 }
 
@@ -480,6 +486,7 @@ async fn gw_wechatpay_notification_faults() {
     sb.pay(&dno).await.unwrap();
     let view: serde_json::Value = http()
         .get(format!("{}/sandbox/wechatpay/control/trades/{dno}", app.base))
+        .header(crate::helpers::SANDBOX_TOKEN_HEADER, crate::helpers::SANDBOX_TOKEN)
         .send()
         .await
         .unwrap()
@@ -507,6 +514,7 @@ async fn gw_wechatpay_notification_faults() {
     loop {
         let view: serde_json::Value = http()
             .get(format!("{}/sandbox/wechatpay/control/trades/{rno}", app.base))
+            .header(crate::helpers::SANDBOX_TOKEN_HEADER, crate::helpers::SANDBOX_TOKEN)
             .send()
             .await
             .unwrap()
@@ -538,6 +546,7 @@ async fn sdk_wechatpay_node() {
     let app = spawn_app("sqlite", false).await;
     let out = tokio::process::Command::new("node")
         .arg(root.join("end2end/sdk/wechatpay.mjs"))
+        .env("CLINICPAY_SANDBOX_TOKEN", crate::helpers::SANDBOX_TOKEN)
         .arg(&app.base)
         .current_dir(root.join("end2end"))
         .output()
@@ -567,6 +576,7 @@ async fn sdk_wechatpay_python() {
     let app = spawn_app("sqlite", false).await;
     let out = tokio::process::Command::new(&python)
         .arg(root.join("end2end/sdk/wechatpay.py"))
+        .env("CLINICPAY_SANDBOX_TOKEN", crate::helpers::SANDBOX_TOKEN)
         .arg(&app.base)
         .output()
         .await

@@ -227,3 +227,220 @@ async fn expiry_asks_the_provider_first() {
         assert_books(&app).await;
     }
 }
+
+/// #7: a flood of unauthenticated junk costs at most its source's budget of stored rows; past
+/// it, junk is answered 429 without a write, while a genuine notification from the same address
+/// still verifies, is stored and is applied. Rejected rows go at the end of their retention;
+/// applied ones stay.
+#[tokio::test]
+async fn a_junk_flood_is_bounded_and_real_payments_still_land() {
+    let budget = clinicpay::services::budget::BudgetPolicy::default();
+    for backend in backends() {
+        let app = spawn_app(backend, true).await;
+        let api = Api::new(&app, Role::Cashier).await;
+        let sb = app.sandboxes.clone().unwrap();
+        let before: std::collections::HashSet<_> =
+            app.services.store.list_notifications(5000).await.unwrap().into_iter().map(|n| n.id).collect();
+        let p = patients(&app).await[4].clone();
+        let bills = api.unpaid(&p).await;
+        let v = api.open_session(&p, &bills, "alipay").await;
+        let no = trade(&v);
+        sb.alipay.set_faults(&no, FaultSpec { drop: true, ..Default::default() }).await.unwrap();
+        sb.alipay.pay(&no).await.unwrap();
+        let (headers, body) = sb.alipay.signed_success_notification(&no).await.unwrap();
+
+        let form = vec![("content-type".to_string(), "application/x-www-form-urlencoded".to_string())];
+        let flood = 3 * budget.per_source_burst as usize;
+        let answers = futures::future::join_all((0..flood).map(|i| {
+            let (app, form) = (&app, &form);
+            async move { post_notification(app, "alipay", form, junk_form(i).as_bytes()).await.0 }
+        }))
+        .await;
+        let throttled = answers.iter().filter(|s| **s == 429).count();
+        assert!(answers.iter().all(|s| *s < 500), "{backend}: junk is never a server error: {answers:?}");
+        let stored = app
+            .services
+            .store
+            .list_notifications(5000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|n| !before.contains(&n.id))
+            .collect::<Vec<_>>();
+        // all at once (join_all over loopback): the tokens are taken before storing, so requests
+        // in flight together cannot overspend the budget
+        let bound = budget.per_source_burst as usize;
+        assert!(stored.len() <= bound, "{backend}: {} junk rows stored, bound {bound}", stored.len());
+        assert!(throttled >= flood - bound, "{backend}: {throttled} of {flood} answered 429");
+        assert!(stored.iter().all(|n| n.status == NotificationStatus::Rejected), "{backend}");
+
+        // the genuine notification, from the same (throttled) address
+        let (status, reply) = post_notification(&app, "alipay", &headers, &body).await;
+        assert_eq!((status, reply.as_str()), (200, "success"), "{backend}: the real payment is acknowledged");
+        let id = v["session_id"].as_str().unwrap();
+        let st = api.get(&format!("/api/v1/finance/payment-sessions/{id}/status")).await.1;
+        assert_eq!(st["status"], "paid", "{backend}: {st}");
+        let applied: Vec<_> = app
+            .services
+            .store
+            .list_notifications(5000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|n| n.status == NotificationStatus::Applied && n.out_trade_no.as_deref() == Some(no.as_str()))
+            .collect();
+        assert_eq!(applied.len(), 1, "{backend}: the genuine one was stored and applied");
+
+        // retention: nothing goes before its time; after it, the rejected rows go and the
+        // applied one stays
+        assert_eq!(app.services.purge_step().await.unwrap(), 0, "{backend}");
+        let mut later = app.services.clone();
+        later.clock = Arc::new(Later(app.services.config.rejected_notification_retention_ms + 60_000));
+        let mut purged = 0;
+        loop {
+            let n = later.purge_step().await.unwrap();
+            if n == 0 {
+                break;
+            }
+            purged += n;
+        }
+        assert!(purged >= stored.len(), "{backend}: {purged} purged, {} junk rows", stored.len());
+        let left = app.services.store.list_notifications(5000).await.unwrap();
+        assert!(left.iter().all(|n| n.status != NotificationStatus::Rejected), "{backend}: no rejected row left");
+        assert!(left.iter().any(|n| n.id == applied[0].id), "{backend}: the applied notification is kept");
+        assert_books(&app).await;
+    }
+}
+
+/// #12: fail-closed defaults. With no configuration the server starts in production mode —
+/// no sandboxes, no demo users — and so refuses to run without a master key; asking for the
+/// sandboxes in production is refused unless explicitly allowed.
+#[test]
+fn an_unconfigured_server_does_not_start_open() {
+    let dir = std::env::temp_dir().join("clinicpay-tests").join(format!("failclosed-{}", std::process::id()));
+    let run = |extra: &[(&str, &str)]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_clinicpay"));
+        c.arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("CLINICPAY_DATABASE_URL", format!("sqlite://{}", dir.join("x.db").display()))
+            .env("CLINICPAY_DATA_DIR", dir.join("data"))
+            .env("CLINICPAY_LISTEN", "127.0.0.1:0")
+            .env("CLINICPAY_LOG", "error");
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+    let (ok, text) = run(&[]);
+    assert!(!ok && text.contains("master key"), "no configuration: refuses without a master key:\n{text}");
+    assert!(!text.contains("Demo logins"), "{text}");
+    let (ok, text) = run(&[("CLINICPAY_SANDBOX", "true")]);
+    assert!(!ok && text.contains("refuses the built-in sandboxes"), "{text}");
+    let (ok, text) = run(&[("CLINICPAY_SEED_DEMO", "true")]);
+    assert!(!ok && text.contains("refuses demo data"), "{text}");
+    assert!(!dir.join("data").join("sandbox-control-token").exists(), "no sandbox was set up");
+}
+
+/// #12: the sandboxes' control and registration endpoints need the credential; the payer's
+/// page (its address is the capability) and the provider APIs (signed) do not.
+#[tokio::test]
+async fn sandbox_control_needs_its_credential() {
+    use crate::helpers::{SANDBOX_TOKEN, SANDBOX_TOKEN_HEADER};
+    let app = spawn_app("sqlite", true).await;
+    let api = Api::new(&app, Role::Cashier).await;
+    let p = patients(&app).await[5].clone();
+    let bills = api.unpaid(&p).await;
+    let v = api.open_session(&p, &bills, "alipay").await;
+    let no = trade(&v);
+    let http = reqwest::Client::new();
+    let base = &app.base;
+    let attempts = [
+        ("POST", format!("{base}/sandbox/alipay/control/trades/{no}/pay")),
+        ("GET", format!("{base}/sandbox/alipay/control/trades/{no}")),
+        ("GET", format!("{base}/sandbox/alipay/control/trades/{no}/notification")),
+        ("POST", format!("{base}/sandbox/wechatpay/control/defaults")),
+        ("POST", format!("{base}/sandbox/bank/control/trades/{no}/faults")),
+        ("POST", format!("{base}/sandbox/alipay/apps")),
+        ("POST", format!("{base}/sandbox/wechatpay/merchants")),
+        ("POST", format!("{base}/sandbox/bank/merchants")),
+    ];
+    for (method, url) in &attempts {
+        for token in [None, Some("wrong-token-wrong-token"), Some(&SANDBOX_TOKEN[..SANDBOX_TOKEN.len() - 1])] {
+            let mut rb = if *method == "GET" { http.get(url) } else { http.post(url).body("{}") };
+            if let Some(t) = token {
+                rb = rb.header(SANDBOX_TOKEN_HEADER, t);
+            }
+            let r = rb.send().await.unwrap();
+            assert_eq!(r.status(), 401, "{method} {url} with {token:?}");
+            let body: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(body["error"], "sandbox_token_required");
+        }
+    }
+    let sb = app.sandboxes.clone().unwrap();
+    assert_ne!(sb.alipay.trade_state(&no).await.as_deref(), Some("TRADE_SUCCESS"), "nothing was paid");
+    // the payer's page works without it, and with the credential control works
+    let page = v["qr_code_content"].as_str().unwrap().to_string();
+    let r = http.get(&page).send().await.unwrap();
+    assert_eq!(r.status(), 200, "the payer page {page}");
+    let r = http
+        .post(format!("{base}/sandbox/alipay/control/trades/{no}/pay"))
+        .header(SANDBOX_TOKEN_HEADER, SANDBOX_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
+
+/// Deliverable 5 (S1): a staff session unused for 15 minutes must log in again; one in use
+/// stays alive (each use refreshes the idle clock).
+#[tokio::test]
+async fn an_idle_staff_session_must_log_in_again() {
+    use clinicpay::services::auth::LoginInput;
+    for backend in backends() {
+        let app = spawn_app(backend, true).await;
+        let ok = app
+            .services
+            .login(LoginInput {
+                username: "cashier".into(),
+                password: "demo-cashier".into(),
+                ip: "127.0.0.1".into(),
+                user_agent: "test".into(),
+            })
+            .await
+            .unwrap();
+        let at = |ahead: Millis| {
+            let mut s = app.services.clone();
+            s.clock = Arc::new(Later(ahead));
+            s
+        };
+        let min = 60_000;
+        assert!(at(0).authenticate(&ok.token).await.unwrap().is_some(), "{backend}");
+        // in use every 10 minutes: alive after an hour
+        for t in [10, 20, 30, 40, 50, 60] {
+            assert!(at(t * min).authenticate(&ok.token).await.unwrap().is_some(), "{backend}: used at {t} min");
+        }
+        // then left alone for 16 minutes
+        assert!(at(76 * min).authenticate(&ok.token).await.unwrap().is_none(), "{backend}: idle 16 minutes");
+        // a fresh login that is left alone
+        let ok2 = app
+            .services
+            .login(LoginInput {
+                username: "finance".into(),
+                password: "demo-finance".into(),
+                ip: "127.0.0.1".into(),
+                user_agent: "test".into(),
+            })
+            .await
+            .unwrap();
+        assert!(at(14 * min).authenticate(&ok2.token).await.unwrap().is_some(), "{backend}: 14 minutes is not idle");
+        assert!(
+            at(30 * min).authenticate(&ok2.token).await.unwrap().is_none(),
+            "{backend}: 16 minutes after its last use"
+        );
+    }
+}

@@ -2,7 +2,7 @@
 //! `CLINICPAY_TEST_PG_URL` names a server) and the app spawned on a free port.
 
 use clinicpay::ports::Store;
-use server::config::Config;
+use server::config::{Config, RunMode};
 use server::db::sql::sql;
 use server::db::{DbOptions, SqlStore};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -124,12 +124,19 @@ pub struct TestApp {
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
+/// The sandbox control credential every test server is given (issue 13 #12).
+pub const SANDBOX_TOKEN: &str = "test-sandbox-control-token-0123456789";
+pub const SANDBOX_TOKEN_HEADER: &str = server::sandbox::CONTROL_TOKEN_HEADER;
+
 pub async fn spawn_app(backend: &'static str, seed: bool) -> TestApp {
     spawn_app_with(backend, seed, |_| {}).await
 }
 
 pub async fn spawn_app_with(backend: &'static str, seed: bool, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let mut cfg = Config {
+        env: RunMode::Development,
+        sandbox: true,
+        sandbox_control_token: Some(SANDBOX_TOKEN.into()),
         listen: "127.0.0.1:0".parse().unwrap(),
         database_url: fresh_db_url(backend).await,
         seed_demo: seed,

@@ -122,7 +122,7 @@ fn sample_args(app_user_id: &str) -> HashMap<&'static str, Vec<(&'static str, St
     );
     m.insert(<SetUserDisabled as ServerFn>::PATH, vec![("user_id", app_user_id.into()), ("disabled", "false".into())]);
     m.insert(<ResetPassword as ServerFn>::PATH, vec![("user_id", app_user_id.into()), ("password", "short".into())]);
-    m.insert(<GetAuditLog as ServerFn>::PATH, vec![]);
+    m.insert(<SearchAuditLog as ServerFn>::PATH, vec![(JSON, r#"{"q":{"who":"admin"}}"#.into())]);
     let nobody = "ses_00000000000000000000000000".to_string();
     m.insert(<FindPatients as ServerFn>::PATH, vec![("q", "王".into())]);
     m.insert(<ChargeOverview as ServerFn>::PATH, vec![("patient_id", "pat_00000000000000000000000000".into())]);

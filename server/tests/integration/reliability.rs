@@ -93,6 +93,8 @@ async fn run(backend: &'static str) {
             ("CLINICPAY_DATABASE_URL", format!("sqlite://{}", dir.join("providers.db").display())),
             ("CLINICPAY_DATA_DIR", dir.join("providers").display().to_string()),
             ("CLINICPAY_LISTEN", "127.0.0.1:0".into()),
+            ("CLINICPAY_ENV", "development".into()),
+            ("CLINICPAY_SANDBOX_CONTROL_TOKEN", crate::helpers::SANDBOX_TOKEN.into()),
             ("CLINICPAY_SEED_DEMO", "false".into()),
             ("CLINICPAY_RUN_WORKERS", "false".into()),
             ("CLINICPAY_SANDBOX_TIME_SCALE_PERMILLE", "1".into()),
@@ -110,6 +112,7 @@ async fn run(backend: &'static str) {
         database_url: db.clone(),
         data_dir: dir.join("app"),
         master_keys: Some(master.clone()),
+        env: server::config::RunMode::Development,
         sandbox: false,
         seed_demo: false,
         ..Config::default()
@@ -124,6 +127,7 @@ async fn run(backend: &'static str) {
         let key = PrivateKey::generate().unwrap();
         let r: Value = http
             .post(format!("{sb}/sandbox/alipay/apps"))
+            .header(crate::helpers::SANDBOX_TOKEN_HEADER, crate::helpers::SANDBOX_TOKEN)
             .json(&json!({"app_id": "2021000000007777", "app_public_key": key.public_key().to_pem()}))
             .send()
             .await
@@ -153,6 +157,7 @@ async fn run(backend: &'static str) {
         let serial = "5F0000000000000000000000000000000000AB01";
         let r: Value = http
             .post(format!("{sb}/sandbox/wechatpay/merchants"))
+            .header(crate::helpers::SANDBOX_TOKEN_HEADER, crate::helpers::SANDBOX_TOKEN)
             .json(&json!({"mchid": "1900007777", "appid": "wx7777777777777777", "merchant_serial_no": serial,
                           "merchant_public_key": key.public_key().to_pem(), "apiv3_key": apiv3}))
             .send()
@@ -187,6 +192,7 @@ async fn run(backend: &'static str) {
         ("CLINICPAY_DATA_DIR", dir.join("app").display().to_string()),
         ("CLINICPAY_LISTEN", format!("127.0.0.1:{port}")),
         ("CLINICPAY_MASTER_KEYS", master.clone()),
+        ("CLINICPAY_ENV", "development".into()),
         ("CLINICPAY_SANDBOX", "false".into()),
         ("CLINICPAY_SEED_DEMO", "false".into()),
         ("CLINICPAY_REDRIVE_AFTER_SECONDS", "2".into()),
@@ -251,6 +257,7 @@ async fn run(backend: &'static str) {
         };
         let r = http
             .post(format!("{sb}/sandbox/{provider}/control/trades/{no}/faults"))
+            .header(crate::helpers::SANDBOX_TOKEN_HEADER, crate::helpers::SANDBOX_TOKEN)
             .json(&faults)
             .send()
             .await
@@ -265,6 +272,7 @@ async fn run(backend: &'static str) {
         async move {
             let r = http
                 .post(format!("{sb}/sandbox/{provider}/control/trades/{no}/pay"))
+                .header(crate::helpers::SANDBOX_TOKEN_HEADER, crate::helpers::SANDBOX_TOKEN)
                 .json(&json!({}))
                 .send()
                 .await

@@ -73,13 +73,19 @@ async fn users_sessions_and_audit_chain() {
             user_agent: "t".into(),
         };
         s.create_auth_session(&sess, &audit(3, "login")).await.unwrap();
-        assert!(s.auth_session("h1", 5_000).await.unwrap().is_some());
-        assert!(s.auth_session("h1", 10_001).await.unwrap().is_none(), "{backend}: expired session is dead");
-        assert!(s.auth_session("nope", 5_000).await.unwrap().is_none());
+        assert!(s.auth_session("h1", 5_000, i64::MAX / 2).await.unwrap().is_some());
+        assert!(
+            s.auth_session("h1", 10_001, i64::MAX / 2).await.unwrap().is_none(),
+            "{backend}: expired session is dead"
+        );
+        assert!(s.auth_session("nope", 5_000, i64::MAX / 2).await.unwrap().is_none());
 
         // disabling is a compare-and-set and ends the sessions
         s.set_user_disabled(&tid(1), true, 2, &audit(4, "user_disabled")).await.unwrap();
-        assert!(s.auth_session("h1", 5_000).await.unwrap().is_none(), "{backend}: sessions end on disable");
+        assert!(
+            s.auth_session("h1", 5_000, i64::MAX / 2).await.unwrap().is_none(),
+            "{backend}: sessions end on disable"
+        );
         assert!(s.user_by_id(&tid(1)).await.unwrap().unwrap().disabled);
 
         let check = s.verify_audit_chain().await.unwrap();

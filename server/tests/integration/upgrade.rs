@@ -71,6 +71,9 @@ async fn the_previous_release_database_migrates_and_verifies() {
             std::env::temp_dir().join("clinicpay-tests").join(format!("upgrade-{backend}-{}", std::process::id()));
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_clinicpay"))
             .arg("verify")
+            .env("CLINICPAY_ENV", "development")
+            .env("CLINICPAY_SANDBOX", "false")
+            .env("CLINICPAY_SEED_DEMO", "false")
             .env("CLINICPAY_DATABASE_URL", &url)
             .env("CLINICPAY_DATA_DIR", &data)
             .env("CLINICPAY_LOG", "error")

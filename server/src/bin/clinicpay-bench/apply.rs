@@ -147,9 +147,101 @@ pub(crate) async fn ceiling(db: &str, writers: usize, seconds: u64) -> Result<f6
     Ok(n.load(std::sync::atomic::Ordering::SeqCst) as f64 / seconds as f64)
 }
 
-pub(crate) async fn bench_apply(kind: &str) -> Result<()> {
-    let sessions_per_run: usize = arg("--sessions").map(|s| s.parse()).transpose()?.unwrap_or(10_000);
-    let runs: usize = arg("--runs").map(|s| s.parse()).transpose()?.unwrap_or(5);
+/// Signed notifications as the sandbox sent them: (headers, body).
+pub(crate) type Notes = Vec<(Vec<(String, String)>, String)>;
+
+/// Signed Alipay success notifications for one paid session per patient: the sessions opened
+/// through the REST API by 20 clients (the provider round trip included), the payer paying at
+/// the sandbox with the notification held back. Also the creation figures (count, wall time,
+/// p50 ms, p99 ms, errors).
+pub(crate) async fn paid_notifications(
+    server: &Server,
+    c: &reqwest::Client,
+    token: &str,
+    patients: Vec<(String, Vec<String>)>,
+) -> (Notes, (usize, Duration, f64, f64, usize)) {
+    // sessions through the REST API (the provider round trip included)
+    let (base, tk, cc) = (server.base.clone(), token.to_string(), c.clone());
+    let n = patients.len();
+    let patients = Arc::new(patients);
+    let trades = Arc::new(std::sync::Mutex::new(Vec::with_capacity(n)));
+    let (pp, tt) = (patients.clone(), trades.clone());
+    let (lat, wall, errors) = load(20, n, Duration::from_secs(600), move |i| {
+        let (c, base, tk, pp, tt) = (cc.clone(), base.clone(), tk.clone(), pp.clone(), tt.clone());
+        async move {
+            let (p, bills) = &pp[i];
+            let r = c
+                .post(format!("{base}/api/v1/finance/merged-payment/create-session"))
+                .bearer_auth(&tk)
+                .json(&json!({"patient_id": p, "bill_ids": bills, "payment_method": "alipay"}))
+                .send()
+                .await;
+            match r {
+                Ok(r) if r.status() == 201 => match r.json::<Value>().await {
+                    Ok(v) => {
+                        tt.lock().unwrap().push(v["out_trade_no"].as_str().unwrap_or_default().to_string());
+                        true
+                    }
+                    Err(_) => false,
+                },
+                _ => false,
+            }
+        }
+    })
+    .await;
+    let created = (lat.len(), wall, pct(&lat, 50), pct(&lat, 99), errors);
+    // the payer pays; the sandbox keeps its notification, we take a signed copy
+    let trades: Vec<String> = trades.lock().unwrap().clone();
+    let notes = Arc::new(std::sync::Mutex::new(Vec::with_capacity(trades.len())));
+    let (sb_base, cc, tr, nn) = (server.base.clone(), c.clone(), Arc::new(trades), notes.clone());
+    load(32, tr.len(), Duration::from_secs(600), move |i| {
+        let (c, base, tr, nn) = (cc.clone(), sb_base.clone(), tr.clone(), nn.clone());
+        async move {
+            let no = &tr[i];
+            let _ = c
+                .post(format!("{base}/sandbox/alipay/control/trades/{no}/faults"))
+                .header("x-sandbox-token", BENCH_SANDBOX_TOKEN)
+                .json(&json!({"drop": true}))
+                .send()
+                .await;
+            let _ = c
+                .post(format!("{base}/sandbox/alipay/control/trades/{no}/pay"))
+                .header("x-sandbox-token", BENCH_SANDBOX_TOKEN)
+                .json(&json!({}))
+                .send()
+                .await;
+            match c
+                .get(format!("{base}/sandbox/alipay/control/trades/{no}/notification"))
+                .header("x-sandbox-token", BENCH_SANDBOX_TOKEN)
+                .send()
+                .await
+            {
+                Ok(r) => match r.json::<Value>().await {
+                    Ok(v) => {
+                        // {headers: {name: value}, body} (the control API of every sandbox)
+                        let headers: Vec<(String, String)> = v["headers"]
+                            .as_object()
+                            .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+                            .unwrap_or_default();
+                        nn.lock().unwrap().push((headers, v["body"].as_str().unwrap_or_default().to_string()));
+                        true
+                    }
+                    Err(_) => false,
+                },
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
+    let notes = notes.lock().unwrap().clone();
+    (notes, created)
+}
+
+/// The release server on a fresh database, a client, a direct handle on its store, and a
+/// cashier API token.
+pub(crate) async fn server_with_token(
+    kind: &str,
+) -> Result<(Server, reqwest::Client, Arc<dyn clinicpay::ports::Store>, String)> {
     let server = start_server(kind).await?;
     let c = client();
     let store =
@@ -158,6 +250,7 @@ pub(crate) async fn bench_apply(kind: &str) -> Result<()> {
     let services = server::startup::build_services(&server::config::Config {
         database_url: server.db.clone(),
         data_dir: server.dir.join("data"),
+        env: server::config::RunMode::Development,
         sandbox: false,
         ..Default::default()
     })
@@ -167,6 +260,13 @@ pub(crate) async fn bench_apply(kind: &str) -> Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .0;
+    Ok((server, c, store, token))
+}
+
+pub(crate) async fn bench_apply(kind: &str) -> Result<()> {
+    let sessions_per_run: usize = arg("--sessions").map(|s| s.parse()).transpose()?.unwrap_or(10_000);
+    let runs: usize = arg("--runs").map(|s| s.parse()).transpose()?.unwrap_or(5);
+    let (server, c, store, token) = server_with_token(kind).await?;
     println!("apply on {kind}: {runs} runs × {sessions_per_run} sessions of 3 bills; pre-signed Alipay notifications posted by 64 clients");
 
     let mut rates = Vec::new();
@@ -177,72 +277,11 @@ pub(crate) async fn bench_apply(kind: &str) -> Result<()> {
     for run in 0..runs {
         // fresh unpaid bills for this run
         let patients = seed_synthetic(&store, 10 + run as u64, sessions_per_run, 3).await?;
-        // sessions through the REST API (the provider round trip included)
-        let (base, tk, cc) = (server.base.clone(), token.clone(), c.clone());
-        let patients = Arc::new(patients);
-        let trades = Arc::new(std::sync::Mutex::new(Vec::with_capacity(sessions_per_run)));
-        let (pp, tt) = (patients.clone(), trades.clone());
-        let (lat, wall, errors) = load(20, sessions_per_run, Duration::from_secs(600), move |i| {
-            let (c, base, tk, pp, tt) = (cc.clone(), base.clone(), tk.clone(), pp.clone(), tt.clone());
-            async move {
-                let (p, bills) = &pp[i];
-                let r = c
-                    .post(format!("{base}/api/v1/finance/merged-payment/create-session"))
-                    .bearer_auth(&tk)
-                    .json(&json!({"patient_id": p, "bill_ids": bills, "payment_method": "alipay"}))
-                    .send()
-                    .await;
-                match r {
-                    Ok(r) if r.status() == 201 => match r.json::<Value>().await {
-                        Ok(v) => {
-                            tt.lock().unwrap().push(v["out_trade_no"].as_str().unwrap_or_default().to_string());
-                            true
-                        }
-                        Err(_) => false,
-                    },
-                    _ => false,
-                }
-            }
-        })
-        .await;
+        let (notes, created) = paid_notifications(&server, &c, &token, patients).await;
         if run == 0 {
-            create_stats = Some((lat.len(), wall, pct(&lat, 50), pct(&lat, 99), errors));
+            create_stats = Some(created);
         }
-        // the payer pays; the sandbox keeps its notification, we take a signed copy
-        let trades: Vec<String> = trades.lock().unwrap().clone();
-        let notes = Arc::new(std::sync::Mutex::new(Vec::with_capacity(trades.len())));
-        let (sb_base, cc, tr, nn) = (server.base.clone(), c.clone(), Arc::new(trades), notes.clone());
-        load(32, tr.len(), Duration::from_secs(600), move |i| {
-            let (c, base, tr, nn) = (cc.clone(), sb_base.clone(), tr.clone(), nn.clone());
-            async move {
-                let no = &tr[i];
-                let _ = c
-                    .post(format!("{base}/sandbox/alipay/control/trades/{no}/faults"))
-                    .json(&json!({"drop": true}))
-                    .send()
-                    .await;
-                let _ = c.post(format!("{base}/sandbox/alipay/control/trades/{no}/pay")).json(&json!({})).send().await;
-                match c.get(format!("{base}/sandbox/alipay/control/trades/{no}/notification")).send().await {
-                    Ok(r) => match r.json::<Value>().await {
-                        Ok(v) => {
-                            // {headers: {name: value}, body} (the control API of every sandbox)
-                            let headers: Vec<(String, String)> = v["headers"]
-                                .as_object()
-                                .map(|m| {
-                                    m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect()
-                                })
-                                .unwrap_or_default();
-                            nn.lock().unwrap().push((headers, v["body"].as_str().unwrap_or_default().to_string()));
-                            true
-                        }
-                        Err(_) => false,
-                    },
-                    Err(_) => false,
-                }
-            }
-        })
-        .await;
-        let notes: Arc<Vec<(Vec<(String, String)>, String)>> = Arc::new(notes.lock().unwrap().clone());
+        let notes = Arc::new(notes);
 
         // the database's own ceiling, measured right before (interleaved)
         let writers = if kind == "sqlite" { 1 } else { 8 };

@@ -75,6 +75,8 @@ pub(crate) async fn start_server(kind: &str) -> Result<Server> {
     }
     let mut child = Command::new(&exe)
         .arg("serve")
+        .env("CLINICPAY_ENV", "development")
+        .env("CLINICPAY_SANDBOX_CONTROL_TOKEN", BENCH_SANDBOX_TOKEN)
         .env("CLINICPAY_DATABASE_URL", &db)
         .env("CLINICPAY_DATA_DIR", dir.join("data"))
         .env("CLINICPAY_LISTEN", "127.0.0.1:0")

@@ -9,6 +9,9 @@
 //!                                                     session creation (20 clients), notification
 //!                                                     apply throughput vs the database's ceiling,
 //!                                                     charge screen render, RSS
+//!   clinicpay-bench flood   [--db …] [--sessions N] [--rate R]
+//!                                                     genuine notifications at a fixed rate, alone
+//!                                                     and under a junk flood from the same address
 //!
 //! PostgreSQL runs use `CLINICPAY_BENCH_PG_URL` (default postgres://postgres@127.0.0.1:5432/postgres)
 //! to create a fresh database.
@@ -29,13 +32,18 @@ use std::time::{Duration, Instant};
 
 mod apply;
 mod crypto;
+mod flood;
 mod harness;
 mod pages;
 
 use apply::*;
 use crypto::*;
+use flood::*;
 use harness::*;
 use pages::*;
+
+/// The sandbox control credential the bench gives the server it starts.
+const BENCH_SANDBOX_TOKEN: &str = "bench-sandbox-control-token-0123456789";
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -51,9 +59,10 @@ async fn main() -> Result<()> {
         "crypto" => bench_crypto(),
         "verify" => bench_verify().await,
         "apply" => bench_apply(&db).await,
+        "flood" => bench_flood(&db).await,
         _ => {
             eprintln!(
-                "usage: clinicpay-bench pages|crypto|verify|apply [--db sqlite|postgres] [--sessions N] [--runs R]"
+                "usage: clinicpay-bench pages|crypto|verify|apply|flood [--db sqlite|postgres] [--sessions N] [--runs R] [--rate R]"
             );
             std::process::exit(2)
         }

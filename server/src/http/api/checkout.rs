@@ -95,7 +95,7 @@ pub async fn create_session(
     let key = idempotency_key(&headers)?;
     let req = SessionRequest::parse(&b.patient_id, &b.bill_ids, &b.payment_method, b.timeout_minutes)
         .map_err(|e| ApiError::new(400, e.code(), e.to_string()))?;
-    let (v, fresh) = st.services.create_checkout(&caller.0, req, key.as_deref(), None).await?;
+    let (v, fresh) = st.services.create_checkout(&caller.0, &caller.1, req, key.as_deref(), None).await?;
     Ok(created(&v, fresh, st.services.now()))
 }
 
@@ -138,7 +138,7 @@ pub async fn bill_qr_payment(
         b.timeout_minutes,
     )
     .map_err(|e| ApiError::new(400, e.code(), e.to_string()))?;
-    let (v, fresh) = st.services.create_checkout(&caller.0, req, key.as_deref(), None).await?;
+    let (v, fresh) = st.services.create_checkout(&caller.0, &caller.1, req, key.as_deref(), None).await?;
     Ok(created(&v, fresh, st.services.now()))
 }
 
@@ -187,7 +187,7 @@ pub async fn cancel_session(
     caller: ApiCaller,
     Path(session_id): Path<String>,
 ) -> ApiResult<Json<Session>> {
-    let v = st.services.cancel_checkout(&caller.0, &session_id).await?;
+    let v = st.services.cancel_checkout(&caller.0, &caller.1, &session_id).await?;
     Ok(Json(Session::new(&v, st.services.now())))
 }
 
@@ -217,7 +217,7 @@ pub async fn refresh_session(
     body: Bytes,
 ) -> ApiResult<Response> {
     let b: Refresh = if body.is_empty() { Refresh::default() } else { parse_json(&headers, &body)? };
-    let v = st.services.refresh_checkout(&caller.0, &session_id, b.timeout_minutes).await?;
+    let v = st.services.refresh_checkout(&caller.0, &caller.1, &session_id, b.timeout_minutes).await?;
     Ok(created(&v, true, st.services.now()))
 }
 

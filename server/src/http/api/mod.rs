@@ -70,7 +70,8 @@ impl From<ServiceError> for ApiError {
 type ApiResult<T> = Result<T, ApiError>;
 
 /// The authenticated caller of an API request (token or staff session), allowed to bill.
-pub struct ApiCaller(pub CurrentUser);
+/// The authenticated caller and the address they called from (for the audit log).
+pub struct ApiCaller(pub CurrentUser, pub String);
 
 impl FromRequestParts<HttpState> for ApiCaller {
     type Rejection = ApiError;
@@ -103,7 +104,8 @@ impl FromRequestParts<HttpState> for ApiCaller {
         if !Access::Billing.allows(Some(user.role)) {
             return Err(ApiError::new(403, "forbidden", "not allowed for this role"));
         }
-        Ok(ApiCaller(user))
+        let ip = parts.extensions.get::<app::api::ssr::ClientIp>().map(|c| c.0.clone()).unwrap_or_default();
+        Ok(ApiCaller(user, ip))
     }
 }
 
