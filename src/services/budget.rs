@@ -57,10 +57,16 @@ impl Bucket {
     /// Tops the bucket up for the time since it was last looked at.
     fn refill(&mut self, per_minute: i64, burst: i64, now: Millis) {
         let elapsed = (now - self.at_ms).max(0);
-        // per_minute tokens per 60,000 ms = per_minute / 60 milli-tokens per ms
+        let full = burst * UNIT;
+        if per_minute <= 0 || self.level >= full {
+            self.at_ms = now.max(self.at_ms);
+            return;
+        }
+        // per_minute tokens per 60,000 ms = per_minute / 60 milli-tokens per ms; only the time
+        // turned into whole milli-tokens is used up, so no fraction is lost between calls
         let gained = elapsed.saturating_mul(per_minute) / 60;
-        self.level = self.level.saturating_add(gained).min(burst * UNIT);
-        self.at_ms = now.max(self.at_ms);
+        self.level = self.level.saturating_add(gained).min(full);
+        self.at_ms = if self.level >= full { now.max(self.at_ms) } else { self.at_ms + gained * 60 / per_minute };
     }
 }
 
