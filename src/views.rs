@@ -357,6 +357,19 @@ pub struct ChannelView {
     pub updated_at_ms: Millis,
 }
 
+/// What "test connection" found for a channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelTestView {
+    pub ok: bool,
+    /// `ok`, `signature_refused`, `provider_refused` or `no_answer`.
+    pub code: String,
+    /// The provider's own code, when it gave one.
+    pub provider_code: Option<String>,
+    /// What happened, in English (the page words each code itself).
+    pub message: String,
+    pub at_ms: Millis,
+}
+
 /// A stored provider notification, for the notifications page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotificationView {

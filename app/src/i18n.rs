@@ -110,6 +110,32 @@ pub fn error_text(code: &str, lang: Lang) -> Option<&'static str> {
         "not_found" => ("未找到", "Not found"),
         "bad_id" => ("编号格式不正确", "Malformed id"),
         "bad_query" => ("查询条件不正确", "Invalid search"),
+        "bad_filter" => ("查询条件不正确", "Invalid search"),
+        "key_missing" => ("缺少密钥", "No key was given"),
+        "key_encrypted" => {
+            ("密钥有密码保护，请导出不带密码的密钥", "The key is password-protected: export it without a password")
+        }
+        "key_is_certificate" => ("这是证书，不是密钥，请填写密钥", "This is a certificate, not a key"),
+        "key_is_public" => ("这是公钥，此处需要您的私钥", "This is a public key: this field needs your private key"),
+        "key_is_private" => (
+            "这是私钥！切勿填在此处，此处需要渠道的公钥",
+            "This is a PRIVATE key: never put it here; this field needs the provider's public key",
+        ),
+        "key_unreadable" => {
+            ("无法识别的密钥（应为 PEM 或 base64 的 RSA 密钥）", "Not a readable RSA key (PEM or base64)")
+        }
+        "key_too_short" => {
+            ("密钥不足 2048 位，RSA2 至少需要 2048 位", "The key is shorter than 2048 bits; RSA2 needs at least 2048")
+        }
+        "field_missing" => ("必填项未填写", "Required"),
+        "bad_url" => ("地址应以 http:// 或 https:// 开头", "An http(s) address"),
+        "bad_serial_no" => ("证书序列号应为 8–64 位十六进制字符", "The serial number is 8–64 hexadecimal characters"),
+        "bad_public_key_id" => {
+            ("微信支付公钥 ID 以 PUB_KEY_ID_ 开头", "The WeChat Pay public key id starts with PUB_KEY_ID_")
+        }
+        "bad_apiv3_key" => ("APIv3 密钥应为 32 位字符", "The APIv3 key is 32 characters"),
+        "bad_channel_config" => ("渠道配置不正确", "The channel configuration is not valid"),
+        "bad_channel_name" => ("名称应为 1–60 个字符", "The name is 1–60 characters"),
         "username_taken" => ("用户名已被占用", "That user name is taken"),
         "bad_username" => (
             "用户名需为 3–32 位小写字母、数字或 . _ -，以字母开头",

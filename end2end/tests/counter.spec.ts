@@ -364,3 +364,37 @@ test('the audit log shows what the cashier did, searched by what and who, its ch
   await expect(page.getByTestId('audit-chain')).toHaveCount(0);
   expect(errors).toEqual([]);
 });
+
+test('channels are set up field by field, a wrong key is named, "test connection" asks the provider', async ({ page }) => {
+  // defect 9: channels were configured by editing raw JSON with pasted PEM keys
+  const errors = watchErrors(page);
+  await login(page, 'admin');
+  await page.goto('/admin/channels');
+  await hydrated(page);
+  const alipay = 'Alipay sandbox';
+  // test connection against the sandbox: both signatures hold
+  await page.getByRole('button', { name: new RegExp(`^测试连接 .*${alipay}`) }).click();
+  await expect(page.getByTestId('channel-test')).toContainText('连接正常');
+  // the form names each field as Alipay's console does; no JSON to edit
+  await page.getByRole('button', { name: new RegExp(`^编辑 .*${alipay}`) }).click();
+  await expect(page.getByLabel('应用 APPID')).toHaveValue(/^\d{16}$/);
+  await expect(page.getByLabel('网关地址')).toHaveValue(/\/sandbox\/alipay\/gateway\.do$/);
+  await expect(page.getByLabel('支付宝公钥', { exact: true })).not.toBeEmpty();
+  await expect(page.locator('#ch-settings')).toHaveCount(0);
+  // the Alipay public key picked as a file into the private key field is named for what it is
+  const publicKey = await page.getByLabel('支付宝公钥', { exact: true }).inputValue();
+  await page.locator('#ch-key-file').setInputFiles({
+    name: 'alipay_public_key.pem',
+    mimeType: 'application/x-pem-file',
+    buffer: Buffer.from(publicKey),
+  });
+  await expect(page.getByLabel('应用私钥（留空则保持不变）')).toHaveValue(publicKey);
+  await page.getByRole('button', { name: '保存' }).click();
+  await expect(page.getByRole('alert')).toContainText('私钥：这是公钥，此处需要您的私钥 [key_is_public]');
+  await shot(page, 'channel-form-wrong-key');
+  // nothing was saved: cancel, and the channel still connects
+  await page.getByRole('button', { name: '取消' }).click();
+  await page.getByRole('button', { name: new RegExp(`^测试连接 .*${alipay}`) }).click();
+  await expect(page.getByTestId('channel-test')).toContainText('连接正常');
+  expect(errors).toEqual([]);
+});

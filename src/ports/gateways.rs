@@ -121,6 +121,15 @@ pub struct NotificationProfile {
     pub failure_reply: NotifyReply,
 }
 
+/// What is wrong with a channel configuration: a stable code, the field it is about (as the
+/// form names it: `app_id`, `alipay_public_key`, `private_key`, …) and a sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub code: &'static str,
+    pub field: &'static str,
+    pub message: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     #[error("no enabled {0} channel is configured")]
@@ -155,6 +164,11 @@ pub trait Gateways: Send + Sync {
     /// Forget cached clients (after a configuration change).
     fn invalidate(&self);
     /// Builds a client from a configuration without storing it, to check settings and keys.
-    /// Returns the merchant account the configuration names.
-    fn check_config(&self, provider: Provider, settings: &str, secrets: &ChannelSecrets) -> Result<String, String>;
+    /// Returns the merchant account the configuration names, or what is wrong and where.
+    fn check_config(
+        &self,
+        provider: Provider,
+        settings: &str,
+        secrets: &ChannelSecrets,
+    ) -> Result<String, ConfigProblem>;
 }

@@ -8,7 +8,7 @@ use crate::auth::{CurrentUser, Role};
 use crate::ids::ChannelId;
 use crate::payments::Provider;
 use crate::ports::{ChannelRecord, ChannelSecrets, Sealed};
-use crate::views::ChannelView;
+use crate::views::{ChannelTestView, ChannelView};
 use sha2::{Digest, Sha256};
 
 /// What the admin form submits. Empty secret fields on an update keep the stored secret.
@@ -98,17 +98,19 @@ impl Services {
     fn validate_input(&self, input: &ChannelInput, secrets: &ChannelSecrets) -> ServiceResult<String> {
         let name = input.name.trim();
         if name.is_empty() || name.chars().count() > 60 {
-            return Err(ServiceError::invalid("bad_channel_name", "the channel name must be 1–60 characters"));
+            return Err(ServiceError::invalid("bad_channel_name", "name: the channel name must be 1–60 characters"));
         }
         if !serde_json::from_str::<serde_json::Value>(&input.settings).is_ok_and(|v| v.is_object()) {
             return Err(ServiceError::invalid("bad_settings", "settings must be a JSON object"));
         }
-        if input.provider == Provider::WechatPay && secrets.apiv3_key.as_deref().map(str::len) != Some(32) {
-            return Err(ServiceError::invalid("bad_apiv3_key", "the WeChat Pay APIv3 key is 32 characters"));
+        if input.provider == Provider::WechatPay
+            && !secrets.apiv3_key.as_deref().is_some_and(|k| k.len() == 32 && k.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(ServiceError::invalid("bad_apiv3_key", "apiv3_key: the WeChat Pay APIv3 key is 32 characters"));
         }
         self.gateways
             .check_config(input.provider, &input.settings, secrets)
-            .map_err(|m| ServiceError::invalid("bad_channel_config", m))
+            .map_err(|p| ServiceError::invalid(p.code, format!("{}: {}", p.field, p.message)))
     }
 
     /// Creates a channel (admin page, demo setup). `actor` is audited.
@@ -219,6 +221,61 @@ impl Services {
         self.gateways.invalidate();
         let after = self.store.get_channel(&id).await?.ok_or(ServiceError::NotFound("channel"))?;
         Ok(self.channel_view(&after))
+    }
+
+    /// "Test connection" (issue 14 #9): asks the provider about an order that does not exist.
+    /// An answer that the provider signed and we verified, saying "no such order", proves the
+    /// address, our private key (the provider checked our signature) and the provider's public
+    /// key (we checked theirs). Audited; changes nothing else.
+    pub async fn test_channel(&self, actor: &CurrentUser, ip: &str, id: &str) -> ServiceResult<ChannelTestView> {
+        use crate::payments::{Outcome, TradeState};
+        require_admin(actor)?;
+        let id = ChannelId::parse(id).map_err(|e| ServiceError::invalid("bad_id", e.to_string()))?;
+        let (_, gateway) = self.gateways.channel(&id).await?;
+        let probe = self.ids.new_id::<crate::ids::OutTradeNo>();
+        let call = gateway.query_payment(probe.as_str()).await;
+        let signature_word = |c: &str| c.to_ascii_uppercase().contains("SIGN");
+        let (ok, code, provider_code, message) = match call.outcome {
+            Outcome::Success(t) => (
+                true,
+                "ok",
+                Some(t.provider_state.clone()).filter(|s| !s.is_empty()),
+                if t.state == TradeState::NotFound {
+                    "the provider answered \"no such order\" and its signature verified".to_string()
+                } else {
+                    format!("the provider answered (trade state {}) and its signature verified", t.provider_state)
+                },
+            ),
+            Outcome::Waiting(_) => (true, "ok", None, "the provider answered and its signature verified".into()),
+            Outcome::Failure(e) if e.is_not_found() => (
+                true,
+                "ok",
+                Some(e.sub_code.clone().unwrap_or(e.code.clone())),
+                "the provider checked our signature and answered \"no such order\"; its signature verified".into(),
+            ),
+            Outcome::Failure(e) if signature_word(&e.code) || e.sub_code.as_deref().is_some_and(signature_word) => (
+                false,
+                "signature_refused",
+                Some(e.sub_code.clone().unwrap_or(e.code.clone())),
+                format!("the provider refused our signature ({}): the private key does not match the key registered with the provider", e.message),
+            ),
+            Outcome::Failure(e) => (
+                false,
+                "provider_refused",
+                Some(e.sub_code.clone().unwrap_or(e.code.clone())),
+                e.message.clone(),
+            ),
+            Outcome::Unknown(reason) => (false, "no_answer", None, reason),
+        };
+        let audit = self.audit_input(
+            &Actor::user(actor, ip),
+            "channel_tested",
+            "channel",
+            id.as_str(),
+            serde_json::json!({ "ok": ok, "code": code, "provider_code": provider_code }),
+        );
+        self.store.append_audit(&audit).await?;
+        Ok(ChannelTestView { ok, code: code.to_string(), provider_code, message, at_ms: self.now() })
     }
 
     pub async fn set_default_channel(&self, actor: &CurrentUser, ip: &str, id: &str) -> ServiceResult<()> {

@@ -102,6 +102,7 @@ pub fn server_fn_access() -> Vec<(&'static str, Access)> {
         (<ListExceptions as ServerFn>::PATH, Access::Billing),
         (<DecideException as ServerFn>::PATH, Access::Finance),
         (<ListChannels as ServerFn>::PATH, Access::Admin),
+        (<TestChannel as ServerFn>::PATH, Access::Admin),
         (<SaveChannel as ServerFn>::PATH, Access::Admin),
         (<MakeDefaultChannel as ServerFn>::PATH, Access::Admin),
         (<ReencryptChannels as ServerFn>::PATH, Access::Admin),

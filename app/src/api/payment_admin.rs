@@ -5,7 +5,7 @@ use super::ssr;
 use crate::error::AppError;
 #[cfg(feature = "ssr")]
 use clinicpay::auth::Access;
-use clinicpay::views::{ChannelView, NotificationView};
+use clinicpay::views::{ChannelTestView, ChannelView, NotificationView};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 use server_fn::codec::Json;
@@ -54,6 +54,13 @@ pub async fn save_channel(form: ChannelForm) -> Result<ChannelView, AppError> {
     } else {
         s.update_channel(&user, &ip, &form.id, form.version, input).await?
     })
+}
+
+/// "Test connection": asks the channel's provider about an order that does not exist.
+#[server(prefix = "/api/fn", endpoint = "admin/channels/test")]
+pub async fn test_channel(channel_id: String) -> Result<ChannelTestView, AppError> {
+    let user = ssr::require_user(Access::Admin)?;
+    Ok(ssr::services()?.test_channel(&user, &ssr::client_ip(), &channel_id).await?)
 }
 
 #[server(prefix = "/api/fn", endpoint = "admin/channels/default")]

@@ -1,7 +1,7 @@
 //! Payment administration: channel configurations (G6, S4), API tokens, provider notifications.
 
 use crate::api::{
-    list_channels, list_notifications, list_tokens, save_channel, ChannelForm, CreateToken, DisableToken,
+    list_channels, list_notifications, list_tokens, save_channel, test_channel, ChannelForm, CreateToken, DisableToken,
     MakeDefaultChannel, ReencryptChannels,
 };
 use crate::components::{fmt_time, ErrorView, Loading};
@@ -19,33 +19,168 @@ fn err_line(i18n: I18n, e: &AppError) -> String {
     )
 }
 
-/// Settings templates per provider (non-secret fields; keys are entered separately).
-fn template(provider: &str) -> &'static str {
+/// One field of a provider's channel form: its key in the settings (a path into the JSON),
+/// its label as the provider's console names it, and whether it holds a key (a textarea with a
+/// file picker).
+struct Field {
+    name: &'static str,
+    path: &'static [&'static str],
+    zh: &'static str,
+    en: &'static str,
+    placeholder: &'static str,
+    key: bool,
+    optional: bool,
+}
+
+const fn field(
+    name: &'static str,
+    path: &'static [&'static str],
+    zh: &'static str,
+    en: &'static str,
+    placeholder: &'static str,
+) -> Field {
+    Field { name, path, zh, en, placeholder, key: false, optional: false }
+}
+
+/// The settings fields of each provider's form (the secrets are asked for separately).
+fn fields(provider: &str) -> Vec<Field> {
     match provider {
-        "wechatpay" => {
-            r#"{
-  "mchid": "1230000109",
-  "appid": "wx0000000000000000",
-  "api_base": "https://api.mch.weixin.qq.com",
-  "merchant_serial_no": "SERIAL OF THE MERCHANT API CERTIFICATE",
-  "platform": { "mode": "public_key", "public_key_id": "PUB_KEY_ID_…", "public_key": "-----BEGIN PUBLIC KEY-----\n…\n-----END PUBLIC KEY-----\n" }
-}"#
-        }
-        "bank" => {
-            r#"{
-  "merchant_id": "M0001",
-  "api_base": "https://bank.example.com",
-  "bank_public_key": "-----BEGIN PUBLIC KEY-----\n…\n-----END PUBLIC KEY-----\n"
-}"#
-        }
-        _ => {
-            r#"{
-  "app_id": "2021000000000000",
-  "gateway_url": "https://openapi.alipay.com/gateway.do",
-  "alipay_public_key": "MIIBIjANBgkqh…"
-}"#
-        }
+        "wechatpay" => vec![
+            field("mchid", &["mchid"], "商户号（mchid）", "Merchant ID (mchid)", "1230000109"),
+            field(
+                "appid",
+                &["appid"],
+                "AppID（公众号/小程序/应用）",
+                "AppID (official account, mini program or app)",
+                "wx0000000000000000",
+            ),
+            field("api_base", &["api_base"], "API 地址", "API address", "https://api.mch.weixin.qq.com"),
+            field(
+                "merchant_serial_no",
+                &["merchant_serial_no"],
+                "商户 API 证书序列号",
+                "Merchant API certificate serial number",
+                "5157F09EFDC096DE15EBE81A47057A72",
+            ),
+            field(
+                "public_key_id",
+                &["platform", "public_key_id"],
+                "微信支付公钥 ID",
+                "WeChat Pay public key ID",
+                "PUB_KEY_ID_0000000000000000",
+            ),
+            Field {
+                key: true,
+                ..field(
+                    "public_key",
+                    &["platform", "public_key"],
+                    "微信支付公钥（pub_key.pem）",
+                    "WeChat Pay public key (pub_key.pem)",
+                    "-----BEGIN PUBLIC KEY-----",
+                )
+            },
+        ],
+        "bank" => vec![
+            field("merchant_id", &["merchant_id"], "商户号", "Merchant ID", "M0001"),
+            field("api_base", &["api_base"], "网关地址", "Gateway address", "https://bank.example.com"),
+            Field {
+                key: true,
+                ..field(
+                    "bank_public_key",
+                    &["bank_public_key"],
+                    "银行公钥",
+                    "The bank's public key",
+                    "-----BEGIN PUBLIC KEY-----",
+                )
+            },
+        ],
+        _ => vec![
+            field("app_id", &["app_id"], "应用 APPID", "App ID (APPID)", "2021000000000000"),
+            field(
+                "gateway_url",
+                &["gateway_url"],
+                "网关地址",
+                "Gateway address",
+                "https://openapi.alipay.com/gateway.do",
+            ),
+            Field {
+                key: true,
+                ..field(
+                    "alipay_public_key",
+                    &["alipay_public_key"],
+                    "支付宝公钥",
+                    "Alipay public key",
+                    "MIIBIjANBgkqh…",
+                )
+            },
+            Field {
+                optional: true,
+                ..field(
+                    "seller_id",
+                    &["seller_id"],
+                    "卖家支付宝用户号（可选，2088 开头）",
+                    "Seller's Alipay user id (optional, starts with 2088)",
+                    "2088…",
+                )
+            },
+        ],
     }
+}
+
+/// The text at `path` in a settings object.
+fn get_path(v: &serde_json::Value, path: &[&str]) -> String {
+    let mut at = v;
+    for p in path {
+        at = &at[*p];
+    }
+    at.as_str().unwrap_or_default().to_string()
+}
+
+/// The settings JSON: the stored object (so what the form does not show is kept) with the
+/// form's fields written over it. A WeChat public key turns the platform to public-key mode.
+fn compose(provider: &str, stored: &str, values: &std::collections::BTreeMap<&'static str, String>) -> String {
+    let mut v: serde_json::Value =
+        serde_json::from_str(stored).ok().filter(serde_json::Value::is_object).unwrap_or_else(|| serde_json::json!({}));
+    for f in fields(provider) {
+        let text = values.get(f.name).map(|s| s.trim().to_string()).unwrap_or_default();
+        if f.optional && text.is_empty() {
+            if let Some(o) = v.as_object_mut() {
+                o.remove(f.path[0]);
+            }
+            continue;
+        }
+        let mut at = &mut v;
+        for p in &f.path[..f.path.len() - 1] {
+            if !at[*p].is_object() {
+                at[*p] = serde_json::json!({});
+            }
+            at = &mut at[*p];
+        }
+        at[f.path[f.path.len() - 1]] = serde_json::Value::String(text);
+    }
+    if provider == "wechatpay" && !values.get("public_key").map(|s| s.trim().is_empty()).unwrap_or(true) {
+        v["platform"]["mode"] = serde_json::Value::String("public_key".into());
+    }
+    v.to_string()
+}
+
+/// Reads the file picked in an `<input type="file">` into `into` (keys are small text files).
+fn read_picked_file(ev: leptos::ev::Event, into: RwSignal<String>) {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        let Some(input) = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) else { return };
+        let Some(file) = input.files().and_then(|l| l.get(0)) else { return };
+        leptos::task::spawn_local(async move {
+            if let Ok(text) = wasm_bindgen_futures::JsFuture::from(file.text()).await {
+                if let Some(t) = text.as_string() {
+                    into.set(t);
+                }
+            }
+        });
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (ev, into);
 }
 
 #[component]
@@ -67,7 +202,7 @@ pub fn ChannelsPage() -> impl IntoView {
         <div class="toolbar">
             <button type="button" class="btn btn-primary" on:click=move |_| editing.set(Some(ChannelForm {
                 id: String::new(), version: 0, provider: "alipay".into(), name: String::new(),
-                settings: template("alipay").into(), private_key: String::new(), apiv3_key: String::new(),
+                settings: "{}".into(), private_key: String::new(), apiv3_key: String::new(),
                 sandbox: false, enabled: true, make_default: false,
             }))>{move || i18n.t("新建渠道配置", "New channel")}</button>
             <ActionForm action=reencrypt attr:class="inline">
@@ -137,6 +272,7 @@ fn ChannelTable(
                             <td class="row-actions">
                                 <button type="button" class="btn btn-small" aria-label=move || format!("{} {}", i18n.t("编辑", "Edit"), name)
                                     on:click=move |_| editing.set(Some(form.clone()))>{move || i18n.t("编辑", "Edit")}</button>
+                                <TestButton id=id.clone() name=c.name.clone()/>
                                 {(!is_default).then(|| view! {
                                     <ActionForm action=make_default attr:class="inline">
                                         <input type="hidden" name="channel_id" value=id.clone()/>
@@ -158,7 +294,13 @@ fn ChannelEditor(form: ChannelForm, editing: RwSignal<Option<ChannelForm>>, save
     let is_new = form.id.is_empty();
     let provider = RwSignal::new(form.provider.clone());
     let name = RwSignal::new(form.name.clone());
-    let settings = RwSignal::new(form.settings.clone());
+    let stored: serde_json::Value = serde_json::from_str(&form.settings).unwrap_or_default();
+    // one signal per field of every provider (a new channel may switch provider)
+    let values: std::collections::BTreeMap<&'static str, RwSignal<String>> = ["alipay", "wechatpay", "bank"]
+        .into_iter()
+        .flat_map(fields)
+        .map(|f| (f.name, RwSignal::new(get_path(&stored, f.path))))
+        .collect();
     let private_key = RwSignal::new(String::new());
     let apiv3 = RwSignal::new(String::new());
     let sandbox = RwSignal::new(form.sandbox);
@@ -176,14 +318,18 @@ fn ChannelEditor(form: ChannelForm, editing: RwSignal<Option<ChannelForm>>, save
     });
     let submit = {
         let base = form.clone();
+        let values = values.clone();
         move |ev: leptos::ev::SubmitEvent| {
             ev.prevent_default();
+            let p = provider.get_untracked();
+            let current: std::collections::BTreeMap<&'static str, String> =
+                values.iter().map(|(k, v)| (*k, v.get_untracked())).collect();
             save.dispatch(ChannelForm {
                 id: base.id.clone(),
                 version: base.version,
-                provider: provider.get_untracked(),
+                provider: p.clone(),
                 name: name.get_untracked(),
-                settings: settings.get_untracked(),
+                settings: compose(&p, &base.settings, &current),
                 private_key: private_key.get_untracked(),
                 apiv3_key: apiv3.get_untracked(),
                 sandbox: sandbox.get_untracked(),
@@ -192,23 +338,60 @@ fn ChannelEditor(form: ChannelForm, editing: RwSignal<Option<ChannelForm>>, save
             });
         }
     };
+    let field_views = move || {
+        let values = values.clone();
+        fields(&provider.get())
+            .into_iter()
+            .map(|f| {
+                let sig = values[f.name];
+                let id = format!("ch-{}", f.name);
+                let label = move || i18n.t(f.zh, f.en);
+                if f.key {
+                    let file_id = format!("{id}-file");
+                    view! {
+                        <label for=id.clone()>{label}</label>
+                        <textarea id=id rows="4" class="mono" spellcheck="false" placeholder=f.placeholder
+                            prop:value=move || sig.get() on:input=move |ev| sig.set(event_target_value(&ev))></textarea>
+                        <label class="file-pick" for=file_id.clone()>{move || i18n.t("或选择密钥文件（.pem）", "or pick the key file (.pem)")}</label>
+                        <input id=file_id type="file" accept=".pem,.txt,.key,.pub" on:change=move |ev| read_picked_file(ev, sig)/>
+                    }
+                    .into_any()
+                } else {
+                    view! {
+                        <label for=id.clone()>{label}</label>
+                        <input id=id required=!f.optional placeholder=f.placeholder prop:value=move || sig.get()
+                            on:input=move |ev| sig.set(event_target_value(&ev))/>
+                    }
+                    .into_any()
+                }
+            })
+            .collect_view()
+    };
     view! {
         <section class="panel channel-editor">
             <h2>{move || if is_new { i18n.t("新建渠道配置", "New channel") } else { i18n.t("编辑渠道配置", "Edit channel") }}</h2>
             <form class="form" on:submit=submit>
                 <label for="ch-provider">{move || i18n.t("渠道", "Provider")}</label>
                 <select id="ch-provider" prop:value=move || provider.get() disabled=!is_new
-                    on:change=move |ev| { let p = event_target_value(&ev); settings.set(template(&p).to_string()); provider.set(p); }>
+                    on:change=move |ev| provider.set(event_target_value(&ev))>
                     <option value="alipay">"支付宝 Alipay"</option>
                     <option value="wechatpay">"微信支付 WeChat Pay"</option>
                     <option value="bank">"银行卡 Bank card"</option>
                 </select>
                 <label for="ch-name">{move || i18n.t("名称", "Name")}</label>
                 <input id="ch-name" required maxlength="60" prop:value=move || name.get() on:input=move |ev| name.set(event_target_value(&ev))/>
-                <label for="ch-settings">{move || i18n.t("参数（JSON，非保密）", "Settings (JSON, not secret)")}</label>
-                <textarea id="ch-settings" rows="8" class="mono" prop:value=move || settings.get() on:input=move |ev| settings.set(event_target_value(&ev))></textarea>
-                <label for="ch-key">{move || if is_new { i18n.t("商户私钥（PEM 或 base64）", "Merchant private key (PEM or base64)") } else { i18n.t("商户私钥（留空则保持不变）", "Merchant private key (empty keeps the current one)") }}</label>
-                <textarea id="ch-key" rows="4" class="mono" autocomplete="off" required=is_new prop:value=move || private_key.get() on:input=move |ev| private_key.set(event_target_value(&ev))></textarea>
+                {field_views}
+                <label for="ch-key">{move || match (provider.get().as_str(), is_new) {
+                    ("alipay", true) => i18n.t("应用私钥（PEM 或 base64）", "App private key (PEM or base64)"),
+                    ("alipay", false) => i18n.t("应用私钥（留空则保持不变）", "App private key (empty keeps the current one)"),
+                    ("wechatpay", true) => i18n.t("商户 API 私钥（apiclient_key.pem）", "Merchant API private key (apiclient_key.pem)"),
+                    ("wechatpay", false) => i18n.t("商户 API 私钥（留空则保持不变）", "Merchant API private key (empty keeps the current one)"),
+                    (_, true) => i18n.t("商户私钥（PEM 或 base64）", "Merchant private key (PEM or base64)"),
+                    (_, false) => i18n.t("商户私钥（留空则保持不变）", "Merchant private key (empty keeps the current one)"),
+                }}</label>
+                <textarea id="ch-key" rows="4" class="mono" autocomplete="off" spellcheck="false" required=is_new prop:value=move || private_key.get() on:input=move |ev| private_key.set(event_target_value(&ev))></textarea>
+                <label class="file-pick" for="ch-key-file">{move || i18n.t("或选择私钥文件（.pem）", "or pick the private key file (.pem)")}</label>
+                <input id="ch-key-file" type="file" accept=".pem,.txt,.key" on:change=move |ev| read_picked_file(ev, private_key)/>
                 {move || (provider.get() == "wechatpay").then(|| view! {
                     <label for="ch-apiv3">{i18n.t("APIv3 密钥（32 位；编辑时留空则不变）", "APIv3 key (32 characters; empty keeps it on an edit)")}</label>
                     <input id="ch-apiv3" type="password" autocomplete="off" maxlength="32" prop:value=move || apiv3.get() on:input=move |ev| apiv3.set(event_target_value(&ev))/>
@@ -216,13 +399,85 @@ fn ChannelEditor(form: ChannelForm, editing: RwSignal<Option<ChannelForm>>, save
                 <label class="check"><input type="checkbox" prop:checked=move || enabled.get() on:change=move |ev| enabled.set(event_target_checked(&ev))/>{move || i18n.t("启用", "Enabled")}</label>
                 <label class="check"><input type="checkbox" prop:checked=move || make_default.get() on:change=move |ev| make_default.set(event_target_checked(&ev))/>{move || i18n.t("设为默认", "Default for its provider")}</label>
                 <label class="check"><input type="checkbox" prop:checked=move || sandbox.get() on:change=move |ev| sandbox.set(event_target_checked(&ev))/>{move || i18n.t("沙箱（测试环境）", "Sandbox (test environment)")}</label>
-                {move || save.value().get().and_then(|r| r.err()).map(|e| view! { <p class="alert alert-error" role="alert">{err_line(i18n, &e)}</p> })}
+                {move || save.value().get().and_then(|r| r.err()).map(|e| view! { <p class="alert alert-error" role="alert">{config_error(i18n, &e)}</p> })}
                 <div class="details-actions">
                     <button type="submit" class="btn btn-primary" disabled=move || save.pending().get()>{move || i18n.t("保存", "Save")}</button>
                     <button type="button" class="btn btn-quiet" on:click=move |_| editing.set(None)>{move || i18n.t("取消", "Cancel")}</button>
                 </div>
             </form>
         </section>
+    }
+}
+
+/// A field's label, for error lines that name the field.
+fn field_label(en: bool, name: &str) -> String {
+    let known = ["alipay", "wechatpay", "bank"].into_iter().flat_map(fields).find(|f| f.name == name);
+    match (known, name) {
+        (Some(f), _) => (if en { f.en } else { f.zh }).to_string(),
+        (None, "private_key") => (if en { "Private key" } else { "私钥" }).to_string(),
+        (None, "apiv3_key") => (if en { "APIv3 key" } else { "APIv3 密钥" }).to_string(),
+        (None, "name") => (if en { "Name" } else { "名称" }).to_string(),
+        (None, other) => other.to_string(),
+    }
+}
+
+/// A configuration error in words: what is wrong, with which field, and the code.
+fn config_error(i18n: I18n, e: &AppError) -> String {
+    let en = i18n.is_en();
+    let field = e
+        .message
+        .split_once(':')
+        .map(|(f, _)| f.trim())
+        .filter(|f| f.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+    let what = error_text(&e.code, i18n.lang.get()).map(str::to_string);
+    match (field, what) {
+        (Some(f), Some(w)) => format!("{}：{} [{}]", field_label(en, f), w, e.code),
+        (Some(f), None) => format!(
+            "{}：{} [{}]",
+            field_label(en, f),
+            e.message.split_once(':').map(|x| x.1.trim()).unwrap_or(""),
+            e.code
+        ),
+        (None, _) => err_line(i18n, e),
+    }
+}
+
+/// "Test connection" for one channel, and what it found.
+#[component]
+fn TestButton(id: String, name: String) -> impl IntoView {
+    let i18n = use_i18n();
+    let test = Action::new(move |id: &String| {
+        let id = id.clone();
+        async move { test_channel(id).await }
+    });
+    let label = name.clone();
+    view! {
+        <button type="button" class="btn btn-small" aria-label=move || format!("{} {}", i18n.t("测试连接", "Test connection"), label)
+            disabled=move || test.pending().get() on:click=move |_| { test.dispatch(id.clone()); }>
+            {move || if test.pending().get() { i18n.t("测试中…", "Testing…") } else { i18n.t("测试连接", "Test connection") }}
+        </button>
+        {move || test.value().get().map(|r| match r {
+            Ok(t) if t.ok => view! { <p class="alert alert-ok test-result" role="status" data-testid="channel-test">{move || i18n.t(
+                "连接正常：渠道验证了我们的签名，我们验证了渠道的签名。",
+                "Connected: the provider verified our signature and we verified theirs.")}</p> }.into_any(),
+            Ok(t) => {
+                let code = t.code.clone();
+                let pc = t.provider_code.clone().unwrap_or_default();
+                let msg = t.message.clone();
+                view! { <p class="alert alert-error test-result" role="alert" data-testid="channel-test">{move || {
+                    let what = match (code.as_str(), i18n.is_en()) {
+                        ("signature_refused", false) => "渠道拒绝了我们的签名：私钥与在渠道登记的公钥不匹配。",
+                        ("signature_refused", true) => "The provider refused our signature: the private key does not match the key registered with the provider.",
+                        ("no_answer", false) => "没有得到可验证的应答：检查网关地址和渠道公钥。",
+                        ("no_answer", true) => "No answer that verified: check the gateway address and the provider's public key.",
+                        (_, false) => "渠道拒绝了请求。",
+                        (_, true) => "The provider refused the request.",
+                    };
+                    format!("{what} {pc} {msg}")
+                }}</p> }.into_any()
+            }
+            Err(e) => view! { <p class="alert alert-error test-result" role="alert" data-testid="channel-test">{err_line(i18n, &e)}</p> }.into_any(),
+        })}
     }
 }
 

@@ -342,3 +342,134 @@ mod tests {
         assert_eq!(sha1_hex(b"abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
     }
 }
+
+/// Which kind of key a configuration field holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRole {
+    /// Our own signing key (merchant / app private key).
+    Private,
+    /// The provider's key we verify with.
+    Public,
+}
+
+/// What is wrong with a key pasted or uploaded into a field, in a stable code and in words a
+/// person can act on; `None` when it is a usable RSA key (≥ 2048 bits) of the expected kind.
+/// The key itself never appears in the answer.
+pub fn key_problem(text: &str, role: KeyRole) -> Option<(&'static str, &'static str)> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Some(("key_missing", "no key was given"));
+    }
+    if t.contains("ENCRYPTED PRIVATE KEY") || t.contains("Proc-Type: 4,ENCRYPTED") {
+        return Some(("key_encrypted", "the key is protected by a password: export it without one"));
+    }
+    if t.contains("-----BEGIN CERTIFICATE-----") {
+        return Some((
+            "key_is_certificate",
+            "this is a certificate, not a key: paste the key (the provider's console offers it as a file)",
+        ));
+    }
+    let looks_private = t.contains("PRIVATE KEY-----");
+    let looks_public = t.contains("PUBLIC KEY-----");
+    match role {
+        KeyRole::Private if looks_public => {
+            return Some(("key_is_public", "this is a public key: this field needs your PRIVATE key"))
+        }
+        KeyRole::Public if looks_private => {
+            return Some((
+                "key_is_private",
+                "this is a PRIVATE key: never paste it here; this field needs the provider's PUBLIC key",
+            ))
+        }
+        _ => {}
+    }
+    let bits = match role {
+        KeyRole::Private => {
+            let parsed = if t.contains("-----BEGIN RSA PRIVATE KEY-----") {
+                rsa::RsaPrivateKey::from_pkcs1_pem(t).ok()
+            } else if t.contains("-----BEGIN PRIVATE KEY-----") {
+                rsa::RsaPrivateKey::from_pkcs8_pem(t).ok()
+            } else {
+                unb64(&pem_body(t)).ok().and_then(|der| {
+                    rsa::RsaPrivateKey::from_pkcs8_der(&der).or_else(|_| rsa::RsaPrivateKey::from_pkcs1_der(&der)).ok()
+                })
+            };
+            match parsed {
+                Some(k) => rsa::traits::PublicKeyParts::size(&k) * 8,
+                // bare base64 of a public key in the private field
+                None if !looks_private && PublicKey::parse(t).is_ok() => {
+                    return Some(("key_is_public", "this is a public key: this field needs your PRIVATE key"))
+                }
+                None => return Some(("key_unreadable", "not an RSA private key in PEM (PKCS#8 or PKCS#1) or base64")),
+            }
+        }
+        KeyRole::Public => {
+            let parsed = if t.contains("-----BEGIN RSA PUBLIC KEY-----") {
+                rsa::RsaPublicKey::from_pkcs1_pem(t).ok()
+            } else if t.contains("-----BEGIN PUBLIC KEY-----") {
+                rsa::RsaPublicKey::from_public_key_pem(t).ok()
+            } else {
+                unb64(&pem_body(t)).ok().and_then(|der| {
+                    rsa::RsaPublicKey::from_public_key_der(&der)
+                        .or_else(|_| rsa::RsaPublicKey::from_pkcs1_der(&der))
+                        .ok()
+                })
+            };
+            match parsed {
+                Some(k) => rsa::traits::PublicKeyParts::size(&k) * 8,
+                None if !looks_public && PrivateKey::parse(t).is_ok() => {
+                    return Some((
+                        "key_is_private",
+                        "this is a PRIVATE key: never paste it here; this field needs the provider's PUBLIC key",
+                    ))
+                }
+                None => return Some(("key_unreadable", "not an RSA public key in PEM (SPKI or PKCS#1) or base64")),
+            }
+        }
+    };
+    if bits < 2048 {
+        return Some(("key_too_short", "the key is shorter than 2048 bits; RSA2 needs at least 2048"));
+    }
+    None
+}
+
+#[cfg(test)]
+mod key_problem_tests {
+    use super::*;
+
+    #[test]
+    fn each_wrong_key_is_named() {
+        let k = PrivateKey::generate().unwrap();
+        let private_pem = k.to_pkcs8_pem();
+        let pkcs1 = k.to_pkcs1_pem();
+        let public_pem = k.public_key().to_pem();
+        let public_b64 = k.public_key().to_base64();
+        let private_b64 = pem_body(&private_pem);
+        assert_eq!(key_problem(&private_pem, KeyRole::Private), None);
+        assert_eq!(key_problem(&pkcs1, KeyRole::Private), None);
+        assert_eq!(key_problem(&private_b64, KeyRole::Private), None);
+        assert_eq!(key_problem(&public_pem, KeyRole::Public), None);
+        assert_eq!(key_problem(&public_b64, KeyRole::Public), None);
+        let code = |t: &str, r| key_problem(t, r).map(|p| p.0);
+        assert_eq!(code(&public_pem, KeyRole::Private), Some("key_is_public"));
+        assert_eq!(code(&public_b64, KeyRole::Private), Some("key_is_public"));
+        assert_eq!(code(&private_pem, KeyRole::Public), Some("key_is_private"));
+        assert_eq!(code(&private_b64, KeyRole::Public), Some("key_is_private"));
+        assert_eq!(code("", KeyRole::Public), Some("key_missing"));
+        assert_eq!(
+            code("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----", KeyRole::Public),
+            Some("key_is_certificate")
+        );
+        assert_eq!(
+            code("-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----", KeyRole::Private),
+            Some("key_encrypted")
+        );
+        assert_eq!(code("hello", KeyRole::Private), Some("key_unreadable"));
+        let small = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
+        let small_pem = small.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
+        assert_eq!(code(&small_pem, KeyRole::Private), Some("key_too_short"));
+        // the answer never carries the key
+        let (_, words) = key_problem(&private_pem, KeyRole::Public).unwrap();
+        assert!(!words.contains(&private_b64[..20]));
+    }
+}

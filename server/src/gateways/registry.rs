@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use clinicpay::ids::ChannelId;
 use clinicpay::payments::{Provider, Rejection};
 use clinicpay::ports::{
-    ChannelInfo, ChannelRecord, ChannelSecrets, Gateway, GatewayError, Gateways, NotificationProfile, RawNotification,
-    Sealed, Secrets, Store,
+    ChannelInfo, ChannelRecord, ChannelSecrets, ConfigProblem, Gateway, GatewayError, Gateways, NotificationProfile,
+    RawNotification, Sealed, Secrets, Store,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -173,9 +173,93 @@ impl Gateways for ChannelGateways {
         *self.list.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
-    fn check_config(&self, provider: Provider, settings: &str, secrets: &ChannelSecrets) -> Result<String, String> {
+    fn check_config(
+        &self,
+        provider: Provider,
+        settings: &str,
+        secrets: &ChannelSecrets,
+    ) -> Result<String, ConfigProblem> {
+        check_fields(provider, settings, secrets)?;
         build_gateway(provider, settings, secrets, self.http.clone())
             .map(|g| g.account().to_string())
-            .map_err(|e| format!("{e:#}"))
+            .map_err(|e| ConfigProblem { code: "bad_channel_config", field: "settings", message: format!("{e:#}") })
     }
+}
+
+/// The fields each provider's form must fill, and the keys in it with the kind each must be.
+/// Checked before a client is built, so a wrong key is named for what it is ("this is a public
+/// key") rather than as a parse error.
+fn check_fields(provider: Provider, settings: &str, secrets: &ChannelSecrets) -> Result<(), ConfigProblem> {
+    use crate::crypto::{key_problem, KeyRole};
+    let v: serde_json::Value = serde_json::from_str(settings).map_err(|e| ConfigProblem {
+        code: "bad_settings",
+        field: "settings",
+        message: format!("not JSON: {e}"),
+    })?;
+    let text = |path: &[&str]| -> String {
+        let mut at = &v;
+        for p in path {
+            at = &at[*p];
+        }
+        at.as_str().unwrap_or_default().trim().to_string()
+    };
+    let (required, public_key): (&[(&'static str, &[&str])], Option<(&'static str, &[&str])>) = match provider {
+        Provider::Alipay => (
+            &[("app_id", &["app_id"]), ("gateway_url", &["gateway_url"])],
+            Some(("alipay_public_key", &["alipay_public_key"])),
+        ),
+        Provider::WechatPay => (
+            &[
+                ("mchid", &["mchid"]),
+                ("appid", &["appid"]),
+                ("api_base", &["api_base"]),
+                ("merchant_serial_no", &["merchant_serial_no"]),
+            ],
+            (v["platform"]["mode"].as_str() == Some("public_key"))
+                .then_some(("public_key", &["platform", "public_key"][..])),
+        ),
+        Provider::Bank => (
+            &[("merchant_id", &["merchant_id"]), ("api_base", &["api_base"])],
+            Some(("bank_public_key", &["bank_public_key"])),
+        ),
+    };
+    for (field, path) in required {
+        if text(path).is_empty() {
+            return Err(ConfigProblem { code: "field_missing", field, message: "required".into() });
+        }
+    }
+    for (field, path) in required.iter().filter(|(f, _)| matches!(*f, "gateway_url" | "api_base")) {
+        let url = text(path);
+        if reqwest::Url::parse(&url).map(|u| !matches!(u.scheme(), "http" | "https")).unwrap_or(true) {
+            return Err(ConfigProblem { code: "bad_url", field, message: "an http(s) address".into() });
+        }
+    }
+    if provider == Provider::WechatPay {
+        let serial = text(&["merchant_serial_no"]);
+        if !(8..=64).contains(&serial.len()) || !serial.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(ConfigProblem {
+                code: "bad_serial_no",
+                field: "merchant_serial_no",
+                message: "the merchant API certificate's serial number is 8–64 hexadecimal characters".into(),
+            });
+        }
+        if v["platform"]["mode"].as_str() == Some("public_key")
+            && !text(&["platform", "public_key_id"]).starts_with("PUB_KEY_ID_")
+        {
+            return Err(ConfigProblem {
+                code: "bad_public_key_id",
+                field: "public_key_id",
+                message: "the WeChat Pay public key id starts with PUB_KEY_ID_".into(),
+            });
+        }
+    }
+    if let Some((field, path)) = public_key {
+        if let Some((code, message)) = key_problem(&text(path), KeyRole::Public) {
+            return Err(ConfigProblem { code, field, message: message.into() });
+        }
+    }
+    if let Some((code, message)) = key_problem(&secrets.private_key, KeyRole::Private) {
+        return Err(ConfigProblem { code, field: "private_key", message: message.into() });
+    }
+    Ok(())
 }

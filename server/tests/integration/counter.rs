@@ -231,3 +231,96 @@ async fn the_audit_log_has_every_payment_action_and_can_be_searched() {
         assert_books(&app).await;
     }
 }
+
+/// Issue 14 #9: a channel is configured field by field; a wrong key is named for what it is
+/// (which field, which kind of key) and changes nothing; "test connection" asks the provider
+/// and says whether both signatures held, and it is audited.
+#[tokio::test]
+async fn channels_are_checked_field_by_field_and_tested_against_the_provider() {
+    use clinicpay::services::channels::ChannelInput;
+    use server::crypto::PrivateKey;
+    for backend in backends() {
+        let app = spawn_app(backend, true).await;
+        let admin = app.services.store.user_by_username("admin").await.unwrap().unwrap().current();
+        let channels = app.services.list_channels(&admin).await.unwrap();
+        assert!(channels.len() >= 3, "{backend}: the demo channels");
+        for c in &channels {
+            let t = app.services.test_channel(&admin, "127.0.0.1", c.id.as_str()).await.unwrap();
+            assert!(t.ok && t.code == "ok", "{backend}: {} {t:?}", c.provider);
+        }
+        let alipay = channels.iter().find(|c| c.provider == clinicpay::payments::Provider::Alipay).unwrap();
+        let settings: Value = serde_json::from_str(&alipay.settings).unwrap();
+        let input = |settings: &Value, private_key: String| ChannelInput {
+            provider: alipay.provider,
+            name: alipay.name.clone(),
+            settings: settings.to_string(),
+            private_key,
+            apiv3_key: String::new(),
+            sandbox: true,
+            enabled: true,
+            make_default: false,
+        };
+        let other = PrivateKey::generate().unwrap();
+        let mut no_app_id = settings.clone();
+        no_app_id["app_id"] = json!("");
+        let mut private_as_public = settings.clone();
+        private_as_public["alipay_public_key"] = json!(other.to_pkcs8_pem());
+        let mut bad_url = settings.clone();
+        bad_url["gateway_url"] = json!("ftp://openapi.alipay.com/gateway.do");
+        for (s, key, code, field) in [
+            (&settings, other.public_key().to_pem(), "key_is_public", "private_key"),
+            (&private_as_public, String::new(), "key_is_private", "alipay_public_key"),
+            (&no_app_id, String::new(), "field_missing", "app_id"),
+            (&bad_url, String::new(), "bad_url", "gateway_url"),
+            (
+                &settings,
+                "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----".into(),
+                "key_is_certificate",
+                "private_key",
+            ),
+            (&settings, "not a key".into(), "key_unreadable", "private_key"),
+        ] {
+            let e = app
+                .services
+                .update_channel(&admin, "127.0.0.1", alipay.id.as_str(), alipay.version, input(s, key))
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), code, "{backend}: {e}");
+            assert!(e.to_string().starts_with(&format!("{field}:")), "{backend}: {e}");
+            assert!(!e.to_string().contains("BEGIN"), "{backend}: no key text in the message");
+        }
+        let now = app.services.list_channels(&admin).await.unwrap();
+        let same = now.iter().find(|c| c.id == alipay.id).unwrap();
+        assert_eq!((same.version, &same.private_key_mask), (alipay.version, &alipay.private_key_mask), "{backend}");
+
+        // a well-formed key that is not the one registered with Alipay: only the provider can tell
+        let v = app
+            .services
+            .update_channel(
+                &admin,
+                "127.0.0.1",
+                alipay.id.as_str(),
+                alipay.version,
+                input(&settings, other.to_pkcs8_pem()),
+            )
+            .await
+            .unwrap();
+        let t = app.services.test_channel(&admin, "127.0.0.1", alipay.id.as_str()).await.unwrap();
+        assert_eq!((t.ok, t.code.as_str()), (false, "signature_refused"), "{backend}: {t:?}");
+        // a gateway nobody answers at
+        let mut dead = settings.clone();
+        dead["gateway_url"] = json!("http://127.0.0.1:9/gateway.do");
+        app.services
+            .update_channel(&admin, "127.0.0.1", alipay.id.as_str(), v.version, input(&dead, String::new()))
+            .await
+            .unwrap();
+        let t = app.services.test_channel(&admin, "127.0.0.1", alipay.id.as_str()).await.unwrap();
+        assert_eq!((t.ok, t.code.as_str()), (false, "no_answer"), "{backend}: {t:?}");
+        let audit = app.services.store.list_audit(100).await.unwrap();
+        assert!(audit.iter().filter(|a| a.action == "channel_tested").count() >= 5, "{backend}: each test is audited");
+        // only an administrator tests a channel
+        let cashier = clinicpay::auth::CurrentUser { role: Role::Cashier, ..admin.clone() };
+        let e = app.services.test_channel(&cashier, "127.0.0.1", alipay.id.as_str()).await.unwrap_err();
+        assert_eq!(e.code(), "forbidden");
+    }
+}

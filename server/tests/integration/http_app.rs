@@ -142,6 +142,7 @@ fn sample_args(app_user_id: &str) -> HashMap<&'static str, Vec<(&'static str, St
     );
     m.insert(<ListChannels as ServerFn>::PATH, vec![]);
     m.insert(<SaveChannel as ServerFn>::PATH, vec![(JSON, r#"{"form":{"id":"","version":0,"provider":"alipay","name":"x","settings":"{}","private_key":"","apiv3_key":"","sandbox":true,"enabled":true,"make_default":false}}"#.into())]);
+    m.insert(<TestChannel as ServerFn>::PATH, vec![("channel_id", "chn_00000000000000000000000000".into())]);
     m.insert(<MakeDefaultChannel as ServerFn>::PATH, vec![("channel_id", "chn_00000000000000000000000000".into())]);
     m.insert(<ReencryptChannels as ServerFn>::PATH, vec![]);
     m.insert(<ListTokens as ServerFn>::PATH, vec![]);
