@@ -174,10 +174,30 @@ pub fn AuditPage() -> impl IntoView {
         })
     });
     let data = Resource::new(move || search.get(), search_audit_log);
-    let value = move |k: &'static str| move || query.with(|q| q.get(k)).unwrap_or_default();
     view! {
         <h1>{move || i18n.t("审计日志", "Audit log")}</h1>
         <p class="hint">{move || i18n.t("只增不改，每条记录以哈希链接上一条，篡改可被发现。", "Append-only; each entry is chained to the previous one by a hash, so tampering shows.")}</p>
+        <Suspense fallback=|| view! { <Loading/> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Err(e) => view! { <AuditFilters actions=Vec::new()/> <ErrorView err=e/> }.into_any(),
+                    Ok(page) => view! {
+                        <AuditFilters actions=page.actions.clone()/>
+                        <AuditTable page search=search.get_untracked()/>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// The audit search form; `actions` are the action codes the log holds.
+#[component]
+fn AuditFilters(actions: Vec<String>) -> impl IntoView {
+    let i18n = use_i18n();
+    let query = use_query_map();
+    let value = move |k: &'static str| move || query.with(|q| q.get(k)).unwrap_or_default();
+    view! {
         <Form method="GET" action="/admin/audit" attr:class="filters" attr:role="search">
             <div class="field">
                 <label for="audit-who">{move || i18n.t("操作人", "Who")}</label>
@@ -187,14 +207,11 @@ pub fn AuditPage() -> impl IntoView {
                 <label for="audit-action">{move || i18n.t("操作", "Action")}</label>
                 <select id="audit-action" name="action">
                     <option value="" selected=move || value("action")().is_empty()>{move || i18n.t("全部", "All")}</option>
-                    {move || {
-                        let actions = data.get().and_then(Result::ok).map(|p| p.actions).unwrap_or_default();
-                        actions.into_iter().map(|a| {
-                            let selected = { let a = a.clone(); move || value("action")() == a };
-                            let label = { let a = a.clone(); move || crate::components::audit_action_label(i18n.is_en(), &a) };
-                            view! { <option value=a.clone() selected=selected>{label}</option> }
-                        }).collect_view()
-                    }}
+                    {actions.into_iter().map(|a| {
+                        let selected = { let a = a.clone(); move || value("action")() == a };
+                        let label = { let a = a.clone(); move || crate::components::audit_action_label(i18n.is_en(), &a) };
+                        view! { <option value=a.clone() selected=selected>{label}</option> }
+                    }).collect_view()}
                 </select>
             </div>
             <div class="field grow">
@@ -214,14 +231,6 @@ pub fn AuditPage() -> impl IntoView {
                 <a class="btn btn-quiet" href="/admin/audit">{move || i18n.t("清除", "Clear")}</a>
             </div>
         </Form>
-        <Suspense fallback=|| view! { <Loading/> }>
-            {move || Suspend::new(async move {
-                match data.await {
-                    Err(e) => view! { <ErrorView err=e/> }.into_any(),
-                    Ok(page) => view! { <AuditTable page search=search.get_untracked()/> }.into_any(),
-                }
-            })}
-        </Suspense>
     }
 }
 
@@ -259,7 +268,7 @@ fn AuditTable(page: AuditPageView, search: AuditSearch) -> impl IntoView {
                 view! { <p class="empty">{move || i18n.t("没有符合条件的记录。换个条件试试，或点「清除」看全部。", "No entries match. Try other terms, or press Clear to see everything.")}</p> }.into_any()
             } else {
                 view! {
-                    <table class="table" aria-label=move || i18n.t("审计记录", "Audit entries")>
+                    <table class="table audit-table" aria-label=move || i18n.t("审计记录", "Audit entries")>
                         <thead><tr>
                             <th scope="col">"#"</th>
                             <th scope="col">{move || i18n.t("时间", "When")}</th>
