@@ -3,6 +3,46 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// What an API token may call: the checkout API (sessions, QR codes, status) or the intake API
+/// (the HIS pushing patients, departments, the catalogue and bills). Neither can use the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenScope {
+    Checkout,
+    Intake,
+}
+
+impl TokenScope {
+    pub const ALL: [TokenScope; 2] = [TokenScope::Checkout, TokenScope::Intake];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenScope::Checkout => "checkout",
+            TokenScope::Intake => "intake",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TokenScope> {
+        TokenScope::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            TokenScope::Checkout => "收费接口",
+            TokenScope::Intake => "账单接入（HIS）",
+        }
+    }
+
+    pub fn label_en(self) -> &'static str {
+        match self {
+            TokenScope::Checkout => "Checkout API",
+            TokenScope::Intake => "Bill intake (HIS)",
+        }
+    }
+}
+
+crate::parse_from_string!(TokenScope, "token scope");
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod billing;
 pub mod checkout;
 pub mod ids;
+pub mod intake;
 pub mod ledger;
 pub mod money;
 pub mod payments;

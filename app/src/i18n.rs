@@ -128,6 +128,35 @@ pub fn error_text(code: &str, lang: Lang) -> Option<&'static str> {
             ("密钥不足 2048 位，RSA2 至少需要 2048 位", "The key is shorter than 2048 bits; RSA2 needs at least 2048")
         }
         "field_missing" => ("必填项未填写", "Required"),
+        "missing_field" => ("必填项未填写", "A required field is empty"),
+        "text_too_long" => ("内容过长", "Too long"),
+        "bad_text" => ("内容含有不可见的控制字符", "Contains control characters"),
+        "bad_mrn" => ("病历号应为 6–12 位数字", "The record number is 6–12 digits"),
+        "mrn_taken" => ("该病历号已属于其他患者", "That record number belongs to another patient"),
+        "bad_gender" => ("性别应为男、女或未知", "Sex is male, female or unknown"),
+        "bad_date" => ("日期格式应为 年-月-日", "A date as YYYY-MM-DD"),
+        "bad_phone" => ("电话号码应为 5–20 位数字", "A phone number is 5–20 digits"),
+        "bad_id_card" => {
+            ("身份证号不正确（18 位，校验位不符）", "Not a valid ID card number (18 characters, check digit)")
+        }
+        "bad_code" => ("编码格式不正确", "Malformed code"),
+        "no_items" => ("账单至少需要一个项目", "A bill needs at least one item"),
+        "too_many_items" => ("一张账单最多 200 个项目", "At most 200 lines on one bill"),
+        "bad_quantity" => ("数量应为 1–100000 的整数", "Quantities are whole numbers from 1 to 100,000"),
+        "bad_amount" => ("金额应为大于零、最多两位小数的数字", "An amount above zero with at most two decimals"),
+        "amount_too_large" => ("金额过大，请核对", "The amount is too large; check it"),
+        "unknown_item" => ("收费项目不存在", "No such charge item"),
+        "item_disabled" => ("该收费项目已停用", "That charge item is disabled"),
+        "duplicate_item" => ("同一项目重复，请合并数量", "The same item twice: put the whole quantity on one line"),
+        "unknown_department" => ("科室不存在", "No such department"),
+        "department_disabled" => ("该科室已停用", "That department is disabled"),
+        "unknown_patient" => ("患者不存在", "No such patient"),
+        "bill_in_session" => ("该账单正在支付中，请先取消二维码", "The bill is being paid: cancel the QR first"),
+        "bill_paid" => ("该账单已支付，请走退款", "The bill is paid: refund it instead"),
+        "void_needs_finance" => {
+            ("金额超过收费员作废限额，请由财务作废", "Above the cashier's void limit: a finance officer voids it")
+        }
+        "bad_scope" => ("令牌用途不正确", "The scope is checkout or intake"),
         "bad_url" => ("地址应以 http:// 或 https:// 开头", "An http(s) address"),
         "bad_serial_no" => ("证书序列号应为 8–64 位十六进制字符", "The serial number is 8–64 hexadecimal characters"),
         "bad_public_key_id" => {

@@ -133,6 +133,7 @@ pub fn App() -> impl IntoView {
                 <ParentRoute path=path!("") view=|| view! { <Layout><Outlet/></Layout> } ssr=SsrMode::Async>
                     <Route path=path!("") view=pages::dashboard::DashboardPage ssr=SsrMode::Async/>
                     <Route path=path!("bills") view=pages::bills::BillsPage ssr=SsrMode::Async/>
+                    <Route path=path!("bills/new") view=pages::bill_entry::BillEntryPage ssr=SsrMode::Async/>
                     <Route path=path!("bills/:id") view=pages::bills::BillPage ssr=SsrMode::Async/>
                     <Route path=path!("patients") view=pages::patients::PatientsPage ssr=SsrMode::Async/>
                     <Route path=path!("patients/:id") view=pages::patients::PatientPage ssr=SsrMode::Async/>
@@ -208,7 +209,8 @@ fn Nav(user: Option<CurrentUser>) -> impl IntoView {
                 {(can(Access::Billing) && role != Some(Role::Finance)).then(|| view! {
                     <A href="/" exact=true>{move || i18n.t("首页", "Dashboard")}</A>
                     <A href="/charge">{move || i18n.t("费用收取", "Charge")}</A>
-                    <A href="/bills">{move || i18n.t("账单", "Bills")}</A>
+                    <A href="/bills/new">{move || i18n.t("开单", "New bill")}</A>
+                    <A href="/bills" exact=true>{move || i18n.t("账单", "Bills")}</A>
                     <A href="/patients">{move || i18n.t("患者", "Patients")}</A>
                     <A href="/exceptions">{move || i18n.t("支付异常", "Exceptions")}</A>
                 })}

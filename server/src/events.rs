@@ -4,12 +4,14 @@
 //! with SQLite (one instance) it stays in-process.
 
 use async_trait::async_trait;
-use clinicpay::ids::SessionId;
+use clinicpay::ids::{PatientId, SessionId};
 use clinicpay::payments::SessionStatus;
 use clinicpay::ports::SessionEvents;
 use tokio::sync::{broadcast, mpsc};
 
 const CHANNEL: &str = "clinicpay_sessions";
+/// Patients whose bills changed (payload: the patient id).
+const BILLS_CHANNEL: &str = "clinicpay_bills";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionChange {
@@ -19,6 +21,7 @@ pub struct SessionChange {
 
 pub struct EventHub {
     tx: broadcast::Sender<SessionChange>,
+    bills: broadcast::Sender<PatientId>,
     pg: Option<sqlx::PgPool>,
     /// PostgreSQL: changes waiting to be sent, several per `NOTIFY` transaction (each such
     /// transaction is a durable commit; one per payment would cost as much as the payment).
@@ -29,12 +32,18 @@ pub struct EventHub {
 impl EventHub {
     pub fn new(pg: Option<sqlx::PgPool>) -> EventHub {
         let (tx, _) = broadcast::channel(1024);
+        let (bills, _) = broadcast::channel(1024);
         let (outgoing, rx) = mpsc::unbounded_channel();
-        EventHub { tx, pg, outgoing, outgoing_rx: std::sync::Mutex::new(Some(rx)) }
+        EventHub { tx, bills, pg, outgoing, outgoing_rx: std::sync::Mutex::new(Some(rx)) }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<SessionChange> {
         self.tx.subscribe()
+    }
+
+    /// Patients whose bills changed, as they are committed (on any instance with PostgreSQL).
+    pub fn subscribe_bills(&self) -> broadcast::Receiver<PatientId> {
+        self.bills.subscribe()
     }
 
     fn local(&self, change: SessionChange) {
@@ -78,10 +87,16 @@ impl EventHub {
             loop {
                 match sqlx::postgres::PgListener::connect_with(&pool).await {
                     Ok(mut l) => {
-                        if let Err(e) = l.listen(CHANNEL).await {
+                        if let Err(e) = l.listen_all([CHANNEL, BILLS_CHANNEL]).await {
                             tracing::error!(error = %e, "LISTEN failed");
                         } else {
                             while let Ok(n) = l.recv().await {
+                                if n.channel() == BILLS_CHANNEL {
+                                    if let Ok(p) = PatientId::parse(n.payload()) {
+                                        let _ = me.bills.send(p);
+                                    }
+                                    continue;
+                                }
                                 if let Some((id, st)) = n.payload().split_once(' ') {
                                     if let (Ok(session_id), Some(status)) =
                                         (SessionId::parse(id), SessionStatus::parse(st))
@@ -111,6 +126,27 @@ impl SessionEvents for EventHub {
                 }
             }
             None => self.local(change),
+        }
+    }
+
+    async fn bills_changed(&self, patients: &[PatientId]) {
+        if patients.is_empty() {
+            return;
+        }
+        if let Some(pool) = &self.pg {
+            let payloads: Vec<String> = patients.iter().map(|p| p.to_string()).collect();
+            match sqlx::query("SELECT pg_notify($1, x) FROM UNNEST($2::text[]) AS x")
+                .bind(BILLS_CHANNEL)
+                .bind(&payloads)
+                .execute(pool)
+                .await
+            {
+                Ok(_) => return,
+                Err(e) => tracing::warn!(error = %e, "NOTIFY failed; telling this instance only"),
+            }
+        }
+        for p in patients {
+            let _ = self.bills.send(p.clone());
         }
     }
 }

@@ -87,6 +87,7 @@ pub struct ApiTokenRecord {
     #[serde(skip)]
     pub token_hash: String,
     pub role: Role,
+    pub scope: crate::auth::TokenScope,
     pub created_by: String,
     pub created_at_ms: Millis,
     pub disabled: bool,

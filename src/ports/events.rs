@@ -9,4 +9,6 @@ use async_trait::async_trait;
 #[async_trait]
 pub trait SessionEvents: Send + Sync {
     async fn publish(&self, session_id: &SessionId, status: SessionStatus);
+    /// These patients' bills changed (issued, voided): an open charge screen re-reads them.
+    async fn bills_changed(&self, _patients: &[crate::ids::PatientId]) {}
 }

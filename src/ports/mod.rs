@@ -12,6 +12,7 @@ pub mod checkout;
 pub mod events;
 pub mod exceptions;
 pub mod gateways;
+pub mod intake;
 pub mod notifications;
 pub mod reports;
 pub mod work;
@@ -24,6 +25,7 @@ pub use checkout::*;
 pub use events::*;
 pub use exceptions::*;
 pub use gateways::*;
+pub use intake::*;
 pub use notifications::*;
 pub use reports::*;
 pub use work::*;
@@ -73,6 +75,7 @@ pub trait Store:
     AuthStore
     + AuditStore
     + BillingStore
+    + IntakeStore
     + ChannelStore
     + NotificationStore
     + CheckoutStore

@@ -413,6 +413,7 @@ impl Services {
         ip: &str,
         name: &str,
         role: Role,
+        scope: crate::auth::TokenScope,
     ) -> ServiceResult<(String, crate::ports::ApiTokenRecord)> {
         Self::require_admin(actor)?;
         let name = name.trim();
@@ -425,6 +426,7 @@ impl Services {
             name: name.to_string(),
             token_hash: token_hash(&token),
             role,
+            scope,
             created_by: actor.username.clone(),
             created_at_ms: self.now(),
             disabled: false,
@@ -435,7 +437,7 @@ impl Services {
             "api_token_created",
             "api_token",
             rec.id.as_str(),
-            serde_json::json!({ "name": rec.name, "role": role.as_str() }),
+            serde_json::json!({ "name": rec.name, "role": role.as_str(), "scope": scope.as_str() }),
         );
         self.store.insert_api_token(&rec, &audit).await?;
         Ok((token, rec))
@@ -460,13 +462,26 @@ impl Services {
         Ok(())
     }
 
-    /// The caller behind a bearer token, as a user of the token's role.
+    /// The caller behind a checkout-scope bearer token, as a user of the token's role.
     pub async fn authenticate_api_token(&self, token: &str) -> ServiceResult<Option<CurrentUser>> {
+        self.authenticate_token_of(token, crate::auth::TokenScope::Checkout).await
+    }
+
+    /// The caller behind an intake-scope bearer token (the HIS).
+    pub async fn authenticate_intake_token(&self, token: &str) -> ServiceResult<Option<CurrentUser>> {
+        self.authenticate_token_of(token, crate::auth::TokenScope::Intake).await
+    }
+
+    async fn authenticate_token_of(
+        &self,
+        token: &str,
+        scope: crate::auth::TokenScope,
+    ) -> ServiceResult<Option<CurrentUser>> {
         if !token.starts_with("cpk_") || token.len() > 100 {
             return Ok(None);
         }
         let rec = self.store.api_token_by_hash(&token_hash(token), self.now()).await?;
-        Ok(rec.filter(|r| !r.disabled).map(|r| CurrentUser {
+        Ok(rec.filter(|r| !r.disabled && r.scope == scope).map(|r| CurrentUser {
             id: r.id.to_string(),
             username: format!("token:{}", r.name),
             display_name: r.name.clone(),

@@ -27,6 +27,10 @@ impl Services {
         self.store.bill_detail(&id).await?.ok_or(ServiceError::NotFound("bill"))
     }
 
+    pub async fn departments(&self) -> ServiceResult<Vec<crate::billing::Department>> {
+        Ok(self.store.list_departments().await?)
+    }
+
     pub async fn list_patients(&self, q: Option<&str>, page: Option<&str>) -> ServiceResult<Page<PatientSummary>> {
         let q = parse_search(q).map_err(|e| ServiceError::invalid("bad_query", e.to_string()))?;
         let page = parse_page(page).map_err(|e| ServiceError::invalid("bad_query", e.to_string()))?;

@@ -105,6 +105,37 @@ const CATALOGUE: &[(ItemCategory, &str, i64)] = &[
     (ItemCategory::Bed, "双人间床位费（日）", 8_000),
 ];
 
+/// The demo catalogue as charge items (for bills typed at the counter): codes by category,
+/// e.g. `LAB-001` for the first lab test.
+pub fn demo_catalogue() -> Vec<crate::intake::CatalogueItem> {
+    let mut per: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    CATALOGUE
+        .iter()
+        .map(|(cat, name, fen)| {
+            let (prefix, unit) = match cat {
+                ItemCategory::Consultation => ("CON", "次"),
+                ItemCategory::Drug => ("DRG", "盒"),
+                ItemCategory::Exam => ("EXM", "次"),
+                ItemCategory::Lab => ("LAB", "项"),
+                ItemCategory::Treatment => ("TRT", "次"),
+                ItemCategory::Material => ("MAT", "个"),
+                ItemCategory::Bed => ("BED", "日"),
+            };
+            let n = per.entry(prefix).or_insert(0);
+            *n += 1;
+            crate::intake::CatalogueItem {
+                code: format!("{prefix}-{:03}", n),
+                name: name.to_string(),
+                category: *cat,
+                unit: unit.to_string(),
+                unit_price: Money::from_fen(*fen).unwrap_or(Money::ZERO),
+                national_code: None,
+                enabled: true,
+            }
+        })
+        .collect()
+}
+
 /// Which catalogue categories each department bills.
 fn department_categories(code: &str) -> &'static [ItemCategory] {
     use ItemCategory::*;
@@ -247,6 +278,7 @@ impl Services {
         }
         let data = generate(today, 200);
         self.store.insert_departments(&data.departments).await?;
+        self.store.upsert_charge_items(&demo_catalogue(), self.now()).await?;
         self.store.insert_patients(&data.patients).await?;
         // History is paid through the real payment path (seed_demo_history), so bills start unpaid.
         let unpaid: Vec<(Bill, Vec<BillItem>)> = data

@@ -10,6 +10,7 @@ pub mod budget;
 pub mod channels;
 pub mod checkout;
 pub mod demo;
+pub mod intake;
 pub mod notify;
 pub mod workers;
 

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `session` | who is logged in |
 //! | `billing` | dashboard, bills, patients |
+//! | `bill_entry` | bills and patients entered at the counter, the catalogue, voids |
 //! | `charge` | the charge screen: find a patient, open, follow, cancel, refresh a payment |
 //! | `exceptions` | payment exceptions and finance's decisions |
 //! | `payment_admin` | channels, API tokens, notifications (administrators) |
@@ -14,6 +15,7 @@
 //! server enforces that table before any function runs (unknown paths are refused), and each
 //! function checks again itself; a test walks every function × role.
 
+pub mod bill_entry;
 pub mod billing;
 pub mod charge;
 pub mod exceptions;
@@ -21,6 +23,7 @@ pub mod payment_admin;
 pub mod session;
 pub mod users;
 
+pub use bill_entry::*;
 pub use billing::*;
 pub use charge::*;
 pub use exceptions::*;
@@ -87,6 +90,11 @@ pub fn server_fn_access() -> Vec<(&'static str, Access)> {
         (<GetBill as ServerFn>::PATH, Access::Billing),
         (<ListPatients as ServerFn>::PATH, Access::Billing),
         (<GetPatient as ServerFn>::PATH, Access::Billing),
+        (<SearchCatalogue as ServerFn>::PATH, Access::Billing),
+        (<ListDepartments as ServerFn>::PATH, Access::Billing),
+        (<IssueBill as ServerFn>::PATH, Access::Billing),
+        (<RegisterPatient as ServerFn>::PATH, Access::Billing),
+        (<VoidBill as ServerFn>::PATH, Access::Billing),
         (<ListUsers as ServerFn>::PATH, Access::Admin),
         (<CreateUser as ServerFn>::PATH, Access::Admin),
         (<SetUserDisabled as ServerFn>::PATH, Access::Admin),

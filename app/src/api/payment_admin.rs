@@ -80,7 +80,8 @@ pub async fn reencrypt_channels() -> Result<usize, AppError> {
 pub struct TokenView {
     pub id: String,
     pub name: String,
-    pub role: String,
+    pub role: clinicpay::auth::Role,
+    pub scope: clinicpay::auth::TokenScope,
     pub created_by: String,
     pub created_at_ms: i64,
     pub disabled: bool,
@@ -97,7 +98,8 @@ pub async fn list_tokens() -> Result<Vec<TokenView>, AppError> {
         .map(|t| TokenView {
             id: t.id.to_string(),
             name: t.name,
-            role: t.role.as_str().to_string(),
+            role: t.role,
+            scope: t.scope,
             created_by: t.created_by,
             created_at_ms: t.created_at_ms,
             disabled: t.disabled,
@@ -108,11 +110,13 @@ pub async fn list_tokens() -> Result<Vec<TokenView>, AppError> {
 
 /// Issues a token and returns it once (only its hash is stored).
 #[server(prefix = "/api/fn", endpoint = "admin/tokens/create")]
-pub async fn create_token(name: String, role: String) -> Result<String, AppError> {
+pub async fn create_token(name: String, role: String, scope: Option<String>) -> Result<String, AppError> {
     let user = ssr::require_user(Access::Admin)?;
     let role = clinicpay::auth::Role::parse(&role)
         .ok_or_else(|| AppError::bad_request("bad_role", "role must be cashier, finance or admin"))?;
-    Ok(ssr::services()?.create_api_token(&user, &ssr::client_ip(), &name, role).await?.0)
+    let scope = clinicpay::auth::TokenScope::parse(scope.as_deref().unwrap_or("checkout"))
+        .ok_or_else(|| AppError::bad_request("bad_scope", "scope must be checkout or intake"))?;
+    Ok(ssr::services()?.create_api_token(&user, &ssr::client_ip(), &name, role, scope).await?.0)
 }
 
 #[server(prefix = "/api/fn", endpoint = "admin/tokens/disable")]

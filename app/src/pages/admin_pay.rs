@@ -7,7 +7,7 @@ use crate::api::{
 use crate::components::{fmt_time, ErrorView, Loading};
 use crate::error::AppError;
 use crate::i18n::{error_text, use_i18n, I18n};
-use clinicpay::auth::Role;
+use clinicpay::auth::{Role, TokenScope};
 use clinicpay::views::ChannelView;
 use leptos::prelude::*;
 
@@ -503,6 +503,12 @@ pub fn TokensPage() -> impl IntoView {
                         {Role::ALL.into_iter().map(|r| view! { <option value=r.as_str()>{move || if i18n.is_en() { r.label_en() } else { r.label_zh() }}</option> }).collect_view()}
                     </select>
                 </div>
+                <div class="field">
+                    <label for="tok-scope">{move || i18n.t("用于", "Scope")}</label>
+                    <select id="tok-scope" name="scope">
+                        {TokenScope::ALL.into_iter().map(|s| view! { <option value=s.as_str()>{move || if i18n.is_en() { s.label_en() } else { s.label_zh() }}</option> }).collect_view()}
+                    </select>
+                </div>
                 <div class="field actions"><button type="submit" class="btn btn-primary">{move || i18n.t("生成令牌", "Issue token")}</button></div>
             </ActionForm>
             {move || create.value().get().map(|r| match r {
@@ -520,6 +526,7 @@ pub fn TokensPage() -> impl IntoView {
                                 <thead><tr>
                                     <th scope="col">{move || i18n.t("用途", "Name")}</th>
                                     <th scope="col">{move || i18n.t("角色", "Role")}</th>
+                                    <th scope="col">{move || i18n.t("用于", "Scope")}</th>
                                     <th scope="col">{move || i18n.t("创建", "Created")}</th>
                                     <th scope="col">{move || i18n.t("最近使用", "Last used")}</th>
                                     <th scope="col">{move || i18n.t("状态", "State")}</th>
@@ -528,7 +535,8 @@ pub fn TokensPage() -> impl IntoView {
                                 <tbody>
                                     {list.into_iter().map(|t| view! { <tr>
                                         <td>{t.name.clone()}</td>
-                                        <td>{t.role.clone()}</td>
+                                        <td>{move || if i18n.is_en() { t.role.label_en() } else { t.role.label_zh() }}</td>
+                                        <td>{move || if i18n.is_en() { t.scope.label_en() } else { t.scope.label_zh() }}</td>
                                         <td>{format!("{} · {}", fmt_time(t.created_at_ms), t.created_by)}</td>
                                         <td>{t.last_used_at_ms.map(fmt_time).unwrap_or_default()}</td>
                                         <td>{move || if t.disabled { i18n.t("已停用", "Disabled") } else { i18n.t("有效", "Active") }}</td>

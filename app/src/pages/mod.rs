@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod admin_pay;
+pub mod bill_entry;
 pub mod bills;
 pub mod charge;
 pub mod dashboard;

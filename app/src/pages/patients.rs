@@ -86,13 +86,17 @@ pub fn PatientPage() -> impl IntoView {
                         let p = d.patient.clone();
                         view! {
                             <h1>{p.name.clone()}</h1>
-                            {(p.unpaid_count > 0).then(|| view! {
-                                <p class="page-actions">
+                            <p class="page-actions">
+                                {(p.unpaid_count > 0).then(|| view! {
                                     <a class="btn btn-primary" href=format!("/charge?patient={}", enc(p.id.as_str()))>
                                         {move || i18n.t("为该患者收费", "Charge this patient")}
                                     </a>
-                                </p>
-                            })}
+                                })}
+                                " "
+                                <a class="btn" href=format!("/bills/new?patient={}", enc(p.id.as_str()))>
+                                    {move || i18n.t("开具账单", "New bill")}
+                                </a>
+                            </p>
                             <section class="panel">
                                 <dl class="facts">
                                     <dt>{move || i18n.t("病历号", "MRN")}</dt><dd>{p.mrn.clone()}</dd>

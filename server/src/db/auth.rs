@@ -73,6 +73,8 @@ struct TokenRow {
     token_hash: String,
     #[sqlx(try_from = "String")]
     role: Role,
+    #[sqlx(try_from = "String")]
+    scope: clinicpay::auth::TokenScope,
     created_by: String,
     created_at: i64,
     disabled: bool,
@@ -86,6 +88,7 @@ impl From<TokenRow> for ApiTokenRecord {
             name: r.name,
             token_hash: r.token_hash,
             role: r.role,
+            scope: r.scope,
             created_by: r.created_by,
             created_at_ms: r.created_at,
             disabled: r.disabled,
@@ -94,7 +97,7 @@ impl From<TokenRow> for ApiTokenRecord {
     }
 }
 
-const TOKEN_COLS: &str = "id, name, token_hash, role, created_by, created_at, disabled, last_used_at";
+const TOKEN_COLS: &str = "id, name, token_hash, role, scope, created_by, created_at, disabled, last_used_at";
 
 #[async_trait]
 impl AuthStore for SqlStore {
@@ -327,14 +330,15 @@ impl AuthStore for SqlStore {
 
     async fn insert_api_token(&self, t: &ApiTokenRecord, audit: &AuditInput) -> StoreResult<()> {
         let mut tx = self.db.write().await?;
-        sql("INSERT INTO api_tokens (id, name, token_hash, role, created_by, created_at, disabled) \
-             VALUES ($1, $2, $3, $4, $5, $6, FALSE)")
+        sql("INSERT INTO api_tokens (id, name, token_hash, role, scope, created_by, created_at, disabled) \
+             VALUES ($1, $2, $3, $4, $7, $5, $6, FALSE)")
         .bind(&t.id)
         .bind(&t.name)
         .bind(&t.token_hash)
         .bind(t.role)
         .bind(&t.created_by)
         .bind(t.created_at_ms)
+        .bind(t.scope.as_str())
         .execute(&mut tx)
         .await?;
         append(&mut tx, audit).await?;

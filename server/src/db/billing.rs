@@ -251,7 +251,9 @@ impl BillingStore for SqlStore {
 
     async fn list_departments(&self) -> StoreResult<Vec<Department>> {
         let rows: Vec<DepartmentRow> =
-            sql("SELECT id, code, name_zh, name_en FROM departments ORDER BY code").fetch_all(&self.db).await?;
+            sql("SELECT id, code, name_zh, name_en FROM departments WHERE enabled = TRUE ORDER BY code")
+                .fetch_all(&self.db)
+                .await?;
         Ok(rows
             .into_iter()
             .map(|r| Department { id: r.id, code: r.code, name_zh: r.name_zh, name_en: r.name_en })

@@ -29,6 +29,7 @@ mod auth;
 mod billing;
 mod channels;
 mod exceptions;
+mod intake;
 mod leases;
 mod ledger;
 mod notifications;

@@ -19,7 +19,11 @@ pub(crate) struct Api {
 impl Api {
     pub(crate) async fn new(app: &TestApp, role: Role) -> Api {
         let admin = app.services.store.user_by_username("admin").await.unwrap().unwrap().current();
-        let (token, _) = app.services.create_api_token(&admin, "127.0.0.1", "tests", role).await.unwrap();
+        let (token, _) = app
+            .services
+            .create_api_token(&admin, "127.0.0.1", "tests", role, clinicpay::auth::TokenScope::Checkout)
+            .await
+            .unwrap();
         Api { http: reqwest::Client::new(), base: app.base.clone(), token }
     }
 

@@ -65,6 +65,14 @@ impl TestDb {
         TestDb { backend: if backend == "sqlite" { "sqlite" } else { "postgres" }, store }
     }
 
+    /// Raw SQL access to a running app's database.
+    #[allow(dead_code)]
+    pub async fn attach(app: &TestApp) -> TestDb {
+        let opts = DbOptions { max_connections: 2, migrate: false };
+        let store = Arc::new(SqlStore::connect(&app.db_url, &opts).await.unwrap());
+        TestDb { backend: app.backend, store }
+    }
+
     pub fn store(&self) -> Arc<dyn Store> {
         self.store.clone()
     }
@@ -121,6 +129,8 @@ pub struct TestApp {
     pub backend: &'static str,
     #[allow(dead_code)]
     pub sandboxes: Option<server::sandbox::Sandboxes>,
+    /// The app's own database, for tests that look at rows directly.
+    pub db_url: String,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -150,6 +160,7 @@ pub async fn spawn_app_with(backend: &'static str, seed: bool, tweak: impl FnOnc
     if std::env::var("TEST_LOG").is_ok() {
         server::telemetry::init(&cfg);
     }
+    let db_url = cfg.database_url.clone();
     let app = server::startup::Application::build(cfg).await.expect("build app");
     let addr = app.local_addr();
     let services = app.services.clone();
@@ -161,7 +172,7 @@ pub async fn spawn_app_with(backend: &'static str, seed: bool, tweak: impl FnOnc
     tokio::spawn(app.run_until(async move {
         let _ = rx.await;
     }));
-    TestApp { addr, base: format!("http://{addr}"), services, backend, sandboxes, _shutdown: tx }
+    TestApp { addr, base: format!("http://{addr}"), services, backend, sandboxes, db_url, _shutdown: tx }
 }
 
 /// A minimal HTTP client that keeps one session cookie and never follows redirects.

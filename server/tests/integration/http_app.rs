@@ -149,6 +149,14 @@ fn sample_args(app_user_id: &str) -> HashMap<&'static str, Vec<(&'static str, St
     m.insert(<CreateToken as ServerFn>::PATH, vec![("name", "walk".into()), ("role", "nobody".into())]);
     m.insert(<DisableToken as ServerFn>::PATH, vec![("token_id", "tok_00000000000000000000000000".into())]);
     m.insert(<ListNotifications as ServerFn>::PATH, vec![]);
+    m.insert(<SearchCatalogue as ServerFn>::PATH, vec![("q", "LAB".into())]);
+    m.insert(<ListDepartments as ServerFn>::PATH, vec![]);
+    m.insert(
+        <IssueBill as ServerFn>::PATH,
+        vec![(JSON, r#"{"bill":{"patient_id":"x","department":"IM","items":[]}}"#.into())],
+    );
+    m.insert(<RegisterPatient as ServerFn>::PATH, vec![(JSON, r#"{"patient":{"mrn":"x","name":"测试"}}"#.into())]);
+    m.insert(<VoidBill as ServerFn>::PATH, vec![("bill_id", "x".into()), ("reason", "测试".into())]);
     m
 }
 

@@ -9,6 +9,7 @@ mod gw_wechatpay;
 mod hardening;
 mod helpers;
 mod http_app;
+mod intake;
 mod reliability;
 mod store_contract;
 mod upgrade;

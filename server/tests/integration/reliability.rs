@@ -123,7 +123,11 @@ async fn run(backend: &'static str) {
         let today = clinicpay::time::local_date(services.now()).unwrap();
         services.seed_demo(today).await.unwrap();
         let admin = services.store.user_by_username("admin").await.unwrap().unwrap().current();
-        token = services.create_api_token(&admin, "", "reliability", Role::Cashier).await.unwrap().0;
+        token = services
+            .create_api_token(&admin, "", "reliability", Role::Cashier, clinicpay::auth::TokenScope::Checkout)
+            .await
+            .unwrap()
+            .0;
         let key = PrivateKey::generate().unwrap();
         let r: Value = http
             .post(format!("{sb}/sandbox/alipay/apps"))

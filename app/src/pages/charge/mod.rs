@@ -202,8 +202,13 @@ fn MatchList(list: Vec<PatientSummary>) -> impl IntoView {
 fn PatientCharge(data: ChargeData, session: RwSignal<Option<SessionView>>, acts: SessionActions) -> impl IntoView {
     let i18n = use_i18n();
     let bills = StoredValue::new(data.bills.clone());
-    let selected = RwSignal::new(data.bills.iter().map(|b| b.id.to_string()).collect::<BTreeSet<String>>());
-    let details_open = RwSignal::new(false);
+    let all: BTreeSet<String> = data.bills.iter().map(|b| b.id.to_string()).collect();
+    // a card drawn because new bills arrived keeps what the cashier had unticked and open
+    let mine = data.patient.id.to_string();
+    let carried = acts.carry.try_update(|c| c.take().filter(|(p, _, _)| *p == mine)).flatten();
+    let (unticked, was_open) = carried.map(|(_, u, o)| (u, o)).unwrap_or_default();
+    let selected = RwSignal::new(all.difference(&unticked).cloned().collect::<BTreeSet<String>>());
+    let details_open = RwSignal::new(was_open);
     let confirm_cancel = RwSignal::new(false);
     let providers = data.providers.clone();
     let method = RwSignal::new("alipay".to_string());
@@ -232,6 +237,7 @@ fn PatientCharge(data: ChargeData, session: RwSignal<Option<SessionView>>, acts:
         }
     });
     let patient_id = me.to_string();
+    live_bills(patient_id.clone(), bills, selected, details_open, acts);
 
     // the remembered channel (browser only)
     Effect::new(move |_| {
@@ -365,6 +371,7 @@ fn PatientCharge(data: ChargeData, session: RwSignal<Option<SessionView>>, acts:
                     <h2 id="charge-patient">{patient.name.clone()}</h2>
                     <span class="muted">{move || format!("{} {}", i18n.t("病历号", "MRN"), patient.mrn)}</span>
                     <a class="card-link no-print" href=format!("/patients/{}", enc(patient.id.as_str()))>{move || i18n.t("患者详情", "Patient details")}</a>
+                    <a class="card-link no-print" href=format!("/bills/new?patient={}", enc(patient.id.as_str()))>{move || i18n.t("开具账单", "New bill")}</a>
                 </div>
                 {move || in_payment().map(|(n, total)| view! {
                     <p class="in-payment" role="status" data-testid="in-payment">
@@ -476,4 +483,44 @@ fn PatientCharge(data: ChargeData, session: RwSignal<Option<SessionView>>, acts:
             }
         })}
     }
+}
+
+/// Bills issued or voided for this patient while the card is open (by the HIS or another
+/// counter) are shown without a reload: the server says "bills changed" over server-sent
+/// events and the card re-reads them, keeping the cashier's unticked bills unticked.
+#[cfg(feature = "hydrate")]
+fn live_bills(
+    patient_id: String,
+    bills: StoredValue<Vec<clinicpay::views::BillSummary>>,
+    selected: RwSignal<BTreeSet<String>>,
+    details_open: RwSignal<bool>,
+    acts: SessionActions,
+) {
+    use wasm_bindgen::prelude::*;
+    let url = format!("/api/v1/finance/patients/{}/events", enc(&patient_id));
+    let Ok(es) = web_sys::EventSource::new(&url) else { return };
+    let on_bills = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |_e: web_sys::MessageEvent| {
+        // the card may be gone already: every read is a try
+        let Some(all) = bills.try_with_value(|bs| bs.iter().map(|b| b.id.to_string()).collect::<BTreeSet<_>>()) else {
+            return;
+        };
+        let Some(sel) = selected.try_get_untracked() else { return };
+        let open = details_open.try_get_untracked().unwrap_or(false);
+        let unticked = all.difference(&sel).cloned().collect();
+        acts.carry.try_set(Some((patient_id.clone(), unticked, open)));
+        acts.reload.try_update(|n| *n = n.wrapping_add(1));
+    });
+    let _ = es.add_event_listener_with_callback("bills", on_bills.as_ref().unchecked_ref());
+    on_bills.forget();
+    on_cleanup(move || es.close());
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn live_bills(
+    _patient_id: String,
+    _bills: StoredValue<Vec<clinicpay::views::BillSummary>>,
+    _selected: RwSignal<BTreeSet<String>>,
+    _details_open: RwSignal<bool>,
+    _acts: SessionActions,
+) {
 }

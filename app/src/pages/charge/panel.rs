@@ -32,6 +32,10 @@ pub(super) struct SessionActions {
     pub(super) reload: RwSignal<u32>,
     /// Set when a payment was just opened: its panel takes the focus once drawn.
     pub(super) focus_panel: RwSignal<bool>,
+    /// What a patient's card hands to the card that replaces it when new bills arrive live
+    /// (patient id, the bills the cashier unticked, details open): a bill the cashier unticked
+    /// stays unticked, and the details stay open.
+    pub(super) carry: RwSignal<Option<(String, BTreeSet<String>, bool)>>,
 }
 
 impl SessionActions {
@@ -47,6 +51,7 @@ impl SessionActions {
             dismissed: RwSignal::new(BTreeSet::new()),
             store,
             reload,
+            carry: RwSignal::new(None),
             focus_panel: RwSignal::new(false),
         };
         Effect::new(move |_| {

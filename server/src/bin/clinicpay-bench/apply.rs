@@ -242,6 +242,15 @@ pub(crate) async fn paid_notifications(
 pub(crate) async fn server_with_token(
     kind: &str,
 ) -> Result<(Server, reqwest::Client, Arc<dyn clinicpay::ports::Store>, String)> {
+    let (server, c, store, _, token) = server_with_scope(kind, clinicpay::auth::TokenScope::Checkout).await?;
+    Ok((server, c, store, token))
+}
+
+/// A release server on a fresh database, a store on it, services and an API token of `scope`.
+pub(crate) async fn server_with_scope(
+    kind: &str,
+    scope: clinicpay::auth::TokenScope,
+) -> Result<(Server, reqwest::Client, Arc<dyn clinicpay::ports::Store>, clinicpay::services::Services, String)> {
     let server = start_server(kind).await?;
     let c = client();
     let store =
@@ -256,11 +265,11 @@ pub(crate) async fn server_with_token(
     })
     .await?;
     let token = services
-        .create_api_token(&admin, "", "bench", clinicpay::auth::Role::Cashier)
+        .create_api_token(&admin, "", "bench", clinicpay::auth::Role::Cashier, scope)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .0;
-    Ok((server, c, store, token))
+    Ok((server, c, store, services, token))
 }
 
 pub(crate) async fn bench_apply(kind: &str) -> Result<()> {

@@ -12,6 +12,8 @@
 //!   clinicpay-bench flood   [--db …] [--sessions N] [--rate R]
 //!                                                     genuine notifications at a fixed rate, alone
 //!                                                     and under a junk flood from the same address
+//!   clinicpay-bench intake  [--db …] [--bills N]     HIS bill intake, one per call and in batches,
+//!                                                     vs a read of the same API; POST → screen event
 //!
 //! PostgreSQL runs use `CLINICPAY_BENCH_PG_URL` (default postgres://postgres@127.0.0.1:5432/postgres)
 //! to create a fresh database.
@@ -34,12 +36,14 @@ mod apply;
 mod crypto;
 mod flood;
 mod harness;
+mod intake;
 mod pages;
 
 use apply::*;
 use crypto::*;
 use flood::*;
 use harness::*;
+use intake::*;
 use pages::*;
 
 /// The sandbox control credential the bench gives the server it starts.
@@ -60,6 +64,7 @@ async fn main() -> Result<()> {
         "verify" => bench_verify().await,
         "apply" => bench_apply(&db).await,
         "flood" => bench_flood(&db).await,
+        "intake" => bench_intake(&db).await,
         _ => {
             eprintln!(
                 "usage: clinicpay-bench pages|crypto|verify|apply|flood [--db sqlite|postgres] [--sessions N] [--runs R] [--rate R]"

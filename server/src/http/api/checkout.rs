@@ -26,6 +26,7 @@ pub(super) fn routes() -> OpenApiRouter<HttpState> {
         .routes(routes!(refresh_session))
         .routes(routes!(sync_session))
         .routes(routes!(session_events))
+        .routes(routes!(patient_bill_events))
         .routes(routes!(qr_code))
 }
 
@@ -334,6 +335,48 @@ pub async fn session_events(
                     }
                 }
                 Err(_) => return,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// Live bills of a patient: an event `bills` whenever bills of theirs are issued or voided (by the HIS or the counter), so an open charge screen re-reads them
+#[utoipa::path(
+    get,
+    path = "/api/v1/finance/patients/{patient_id}/events",
+    tag = "checkout",
+    operation_id = "patientBillEvents",
+    params(("patient_id" = String, Path, description = "Patient id, e.g. pat_01jd…")),
+    responses(
+        (status = 200, description = "text/event-stream: events named `bills` with {\"patient_id\"}; re-read the unpaid bills on each", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Malformed patient id (`bad_id`)", body = ErrorBody),
+        (status = 401, description = "No valid API token or staff session (`unauthenticated`)", body = ErrorBody),
+        (status = 404, description = "No such patient", body = ErrorBody),
+    )
+)]
+pub async fn patient_bill_events(
+    State(st): State<HttpState>,
+    _caller: ApiCaller,
+    Path(patient_id): Path<String>,
+) -> ApiResult<Response> {
+    let patient = st.services.patient_detail(&patient_id).await?.patient.id;
+    let rx = st.hub.subscribe_bills();
+    let data = serde_json::json!({ "patient_id": patient.as_str() }).to_string();
+    let stream = futures::stream::unfold((rx, patient, data), |(mut rx, patient, data)| async move {
+        loop {
+            match rx.recv().await {
+                Ok(p) if p == patient => {
+                    let ev = Event::default().event("bills").data(data.clone());
+                    return Some((Ok::<_, Infallible>(ev), (rx, patient, data)));
+                }
+                Ok(_) => {}
+                // missed some: say "changed" (a re-read is always safe)
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    let ev = Event::default().event("bills").data(data.clone());
+                    return Some((Ok(ev), (rx, patient, data)));
+                }
+                Err(_) => return None,
             }
         }
     });

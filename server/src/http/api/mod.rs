@@ -10,6 +10,7 @@
 //! the same code that routes the request (`checkout.rs` the handlers, `types.rs` the bodies).
 
 mod checkout;
+mod intake;
 pub mod types;
 
 use super::HttpState;
@@ -77,13 +78,7 @@ impl FromRequestParts<HttpState> for ApiCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, st: &HttpState) -> Result<Self, Self::Rejection> {
-        let bearer = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        let user = if let Some(token) = bearer {
+        let user = if let Some(token) = bearer(parts) {
             st.services.authenticate_api_token(token).await?
         } else {
             let cookie = parts.headers.get(header::COOKIE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -107,6 +102,16 @@ impl FromRequestParts<HttpState> for ApiCaller {
         let ip = parts.extensions.get::<app::api::ssr::ClientIp>().map(|c| c.0.clone()).unwrap_or_default();
         Ok(ApiCaller(user, ip))
     }
+}
+
+/// The token of `Authorization: Bearer …`, if the request carries one.
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, body: &Bytes) -> ApiResult<T> {
@@ -147,7 +152,10 @@ pub async fn api_not_found() -> ApiError {
     servers((url = "/")),
     modifiers(&Security),
     security(("apiToken" = []), ("staffSession" = [])),
-    tags((name = "checkout", description = "Unpaid bills and checkout sessions (C1–C5, B3)"))
+    tags(
+        (name = "checkout", description = "Unpaid bills and checkout sessions (C1–C5, B3)"),
+        (name = "intake", description = "Patients, departments, the catalogue and bills from the HIS (B1); API tokens of scope intake only. See docs/his-integration.md.")
+    )
 )]
 struct ApiDoc;
 
@@ -175,7 +183,7 @@ impl utoipa::Modify for Security {
 
 /// Every REST route, each with its description.
 fn described() -> OpenApiRouter<HttpState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(checkout::routes())
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(checkout::routes()).merge(intake::routes())
 }
 
 /// The OpenAPI document of the REST API (O3).

@@ -1,0 +1,166 @@
+import { test, expect, Page, Browser } from '@playwright/test';
+import { hydrated, login, shot } from './helpers';
+
+// Issue 15: the HIS (this test, over loopback) pushes a patient and bills with an intake-scope
+// token the administrator issued in the UI; they appear on the cashier's open charge screen
+// without a reload, an unticked bill stays unticked when another arrives, and the cashier
+// collects the rest; the HIS reads the bill back paid.
+
+const BASE = process.env.BASE_URL || 'http://127.0.0.1:3000';
+const RUN = Date.now().toString().slice(-6);
+
+async function issueIntakeToken(page: Page): Promise<string> {
+  await login(page, 'admin');
+  await page.goto('/admin/tokens');
+  await hydrated(page);
+  await page.getByLabel('用途').fill(`HIS ${RUN}`);
+  await page.getByLabel('用于').selectOption('intake');
+  await page.getByRole('button', { name: '生成令牌' }).click();
+  const token = (await page.getByTestId('new-token').innerText()).trim();
+  expect(token).toMatch(/^cpk_/);
+  await expect(page.getByRole('cell', { name: '账单接入（HIS）' }).first()).toBeVisible();
+  return token;
+}
+
+async function his(page: Page, token: string, path: string, data: object) {
+  const r = await page.request.post(`${BASE}/api/v1/intake/${path}`, {
+    data,
+    headers: { authorization: `Bearer ${token}` },
+  });
+  return { status: r.status(), body: await r.json() };
+}
+
+function bill(id: string, patient: string, qty: number) {
+  return {
+    bill_id: id,
+    patient_id: patient,
+    department: 'E2E-LAB',
+    doctor: '陈医生',
+    items: [{ code: `E2E-CBC-${RUN}`, quantity: qty }],
+  };
+}
+
+async function payOnPhone(browser: Browser, page: Page) {
+  const qr = page.locator('img.qr');
+  await expect(qr).toBeVisible({ timeout: 20_000 });
+  const content = await qr.getAttribute('data-qr-content');
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, locale: 'zh-CN' });
+  const p = await phone.newPage();
+  await p.goto(content!);
+  await p.getByRole('button', { name: /确认支付|立即付款|Pay/ }).first().click();
+  await expect(p.getByRole('status')).toContainText(/Paid|成功/);
+  await phone.close();
+}
+
+test('bills pushed by the HIS appear on the open charge screen and are collected', async ({ page, browser }) => {
+  test.setTimeout(120_000);
+  const token = await issueIntakeToken(page);
+  const patientId = `E2E-P-${RUN}`;
+  const mrn = `77${RUN}`;
+
+  let r = await his(page, token, 'departments', { departments: [{ code: 'E2E-LAB', name_zh: '检验科', name_en: 'Laboratory' }] });
+  expect(r.status).toBe(200);
+  r = await his(page, token, 'charge-items', {
+    items: [{ code: `E2E-CBC-${RUN}`, name: '血常规', category: 'lab', unit: '次', unit_price: '25.00' }],
+  });
+  expect(r.body.refused).toBe(0);
+  r = await his(page, token, 'patients', { patient_id: patientId, mrn, name: '测试患者', gender: 'female', phone: '13800001234' });
+  expect(r.status).toBe(201);
+  // a bad bill is refused with its code and names the field
+  r = await his(page, token, 'bills', { ...bill(`E2E-B0-${RUN}`, patientId, 1), total: '99.00' });
+  expect([r.status, r.body.error.code, r.body.error.field]).toEqual([400, 'total_mismatch', 'total']);
+
+  // the cashier opens the patient: nothing owed yet
+  await page.context().clearCookies();
+  await login(page, 'cashier');
+  await page.goto('/charge');
+  await hydrated(page);
+  const search = page.getByLabel('患者（姓名、病历号或扫码）');
+  await search.fill(mrn);
+  await search.press('Enter');
+  await expect(page.getByText('该患者没有待缴费用。')).toBeVisible();
+  await page.evaluate(() => ((window as any).__sameDocument = true));
+
+  // the HIS issues a bill: it shows without a reload
+  r = await his(page, token, 'bills', bill(`E2E-B1-${RUN}`, patientId, 1));
+  expect(r.status).toBe(201);
+  await expect(page.getByTestId('unpaid-summary')).toHaveText(/共 1 笔未结清账单/, { timeout: 10_000 });
+
+  // the cashier opens the details and unticks it; a second bill arrives and is ticked, the
+  // unticked one stays unticked
+  await page.getByRole('button', { name: '查看明细与部分支付' }).click();
+  const details = page.getByRole('region', { name: '账单明细' });
+  await details.getByRole('checkbox').first().uncheck();
+  r = await his(page, token, 'bills', bill(`E2E-B2-${RUN}`, patientId, 2));
+  expect(r.status).toBe(201);
+  await expect(page.getByTestId('unpaid-summary')).toHaveText(/共 2 笔未结清账单/, { timeout: 10_000 });
+  const boxes = page.getByRole('region', { name: '账单明细' }).getByRole('checkbox');
+  await expect(boxes).toHaveCount(2);
+  await expect(boxes.nth(0)).not.toBeChecked();
+  await expect(boxes.nth(1)).toBeChecked();
+  await expect(page.getByTestId('selected-total')).toContainText('50.00');
+  expect(await page.evaluate(() => (window as any).__sameDocument)).toBe(true);
+  await shot(page, 'intake-live-bills');
+
+  // collect the ticked one
+  await page.getByLabel('支付宝').check();
+  await page.getByRole('button', { name: '生成支付' }).click();
+  await payOnPhone(browser, page);
+  await expect(page.getByRole('heading', { name: '支付成功' })).toBeVisible({ timeout: 20_000 });
+  await expect(page.getByTestId('receipt').locator('tbody tr')).toHaveCount(1);
+
+  // the HIS reads it back paid; the unticked one is still owed
+  const paid = await page.request.get(`${BASE}/api/v1/intake/bills/E2E-B2-${RUN}`, { headers: { authorization: `Bearer ${token}` } });
+  expect((await paid.json()).status).toBe('paid');
+  const open = await page.request.get(`${BASE}/api/v1/intake/bills/E2E-B1-${RUN}`, { headers: { authorization: `Bearer ${token}` } });
+  expect((await open.json()).status).toBe('unpaid');
+});
+
+test('a clinic cashier registers a patient, enters a bill of three items and collects it', async ({ page, browser }) => {
+  test.setTimeout(120_000);
+  await login(page, 'cashier');
+  await page.getByRole('link', { name: '开单' }).click();
+  await expect(page.getByRole('heading', { name: '登记新患者' })).toBeVisible();
+  await hydrated(page);
+  const mrn = `66${RUN}`;
+  await page.getByLabel('病历号').fill(mrn);
+  await page.getByLabel('姓名').fill('门诊新患者');
+  await page.getByLabel('性别').selectOption('female');
+  await page.getByLabel('身份证号（加密保存）').fill('110105194912310021');
+  await page.getByRole('button', { name: '登记并开单' }).click();
+  // a wrong identity card is refused in words, nothing registered
+  await expect(page.getByRole('alert')).toContainText('身份证号不正确');
+  await page.getByLabel('身份证号（加密保存）').fill('11010519491231002X');
+  await page.getByRole('button', { name: '登记并开单' }).click();
+  await expect(page).toHaveURL(/\/bills\/new\?patient=pat_/);
+  await expect(page.getByRole('heading', { name: '门诊新患者' })).toBeVisible();
+  await hydrated(page);
+
+  // three items by code and by name, from the keyboard
+  const item = page.getByLabel('收费项目（编码或名称，回车添加）');
+  await item.fill('CON-001');
+  await item.press('Enter');
+  await item.fill('lab-001');
+  await item.press('Enter');
+  await item.fill('阿莫西林');
+  await item.press('Enter');
+  const lines = page.getByRole('table', { name: '账单明细' }).locator('tbody tr');
+  await expect(lines).toHaveCount(3);
+  await expect(lines.nth(0)).toContainText('普通门诊诊查费');
+  await expect(lines.nth(2)).toContainText('阿莫西林');
+  await page.getByLabel('数量 阿莫西林胶囊 0.25g×24粒').fill('2');
+  // 10.00 + 25.00 + 2 × 18.50
+  await expect(page.getByTestId('entry-total')).toContainText('72.00');
+  await shot(page, 'bill-entry');
+  await page.keyboard.press('F2');
+
+  // straight to the charge screen with the new bill
+  await expect(page).toHaveURL(/\/charge\?patient=pat_/);
+  await expect(page.getByTestId('unpaid-summary')).toHaveText(/共 1 笔未结清账单/);
+  await hydrated(page);
+  await page.getByLabel('支付宝').check();
+  await page.getByRole('button', { name: /扫码支付/ }).click();
+  await payOnPhone(browser, page);
+  await expect(page.getByRole('heading', { name: '支付成功' })).toBeVisible({ timeout: 20_000 });
+  await expect(page.getByTestId('receipt')).toContainText('72.00');
+});
