@@ -84,6 +84,7 @@ test('bills pushed by the HIS appear on the open charge screen and are collected
   // the HIS issues a bill: it shows without a reload
   r = await his(page, token, 'bills', bill(`E2E-B1-${RUN}`, patientId, 1));
   expect(r.status).toBe(201);
+  const b1 = r.body.bill.id as string;
   await expect(page.getByTestId('unpaid-summary')).toHaveText(/共 1 笔未结清账单/, { timeout: 10_000 });
 
   // the cashier opens the details and unticks it; a second bill arrives and is ticked, the
@@ -114,6 +115,16 @@ test('bills pushed by the HIS appear on the open charge screen and are collected
   expect((await paid.json()).status).toBe('paid');
   const open = await page.request.get(`${BASE}/api/v1/intake/bills/E2E-B1-${RUN}`, { headers: { authorization: `Bearer ${token}` } });
   expect((await open.json()).status).toBe('unpaid');
+
+  // the cashier voids the unpaid one on its page, with a reason; the HIS reads it back void
+  await page.goto(`/bills/${b1}`);
+  await hydrated(page);
+  await page.getByLabel('作废原因').fill('医生撤销检验');
+  await page.getByRole('button', { name: '作废', exact: true }).click();
+  await expect(page.locator('.badge').filter({ hasText: '已作废' })).toBeVisible();
+  await expect(page.getByRole('heading', { name: '作废账单' })).toHaveCount(0);
+  const voided = await page.request.get(`${BASE}/api/v1/intake/bills/E2E-B1-${RUN}`, { headers: { authorization: `Bearer ${token}` } });
+  expect((await voided.json()).status).toBe('void');
 });
 
 test('a clinic cashier registers a patient, enters a bill of three items and collects it', async ({ page, browser }) => {

@@ -1,7 +1,7 @@
 //! Bills (B2): search by patient name, record number or bill number; status and date filters;
 //! server-side paging and sorting; a bill's items and payments.
 
-use crate::api::{get_bill, list_bills, BillList};
+use crate::api::{get_bill, list_bills, BillList, VoidBill};
 use crate::components::{enc, fmt_time, Amount, BillStatusBadge, ErrorView, Loading, Pager};
 use crate::i18n::use_i18n;
 use clinicpay::billing::BillStatus;
@@ -171,7 +171,8 @@ pub fn BillPage() -> impl IntoView {
     let i18n = use_i18n();
     let params = use_params_map();
     let id = Memo::new(move |_| params.with(|p| p.get("id")).unwrap_or_default());
-    let data = Resource::new(move || id.get(), get_bill);
+    let void = ServerAction::<VoidBill>::new();
+    let data = Resource::new(move || (id.get(), void.version().get()), |(id, _)| get_bill(id));
     view! {
         <Suspense fallback=|| view! { <Loading/> }>
             {move || Suspend::new(async move {
@@ -207,6 +208,27 @@ pub fn BillPage() -> impl IntoView {
                                     })}
                                 </dl>
                             </section>
+                            {(b.status == BillStatus::Unpaid).then(|| view! {
+                                // B1: a bill is corrected by a void with a reason (and a new bill)
+                                <section class="panel no-print" aria-labelledby="void-h">
+                                    <h2 id="void-h">{move || i18n.t("作废账单", "Void the bill")}</h2>
+                                    <ActionForm action=void attr:class="form form-inline">
+                                        <input type="hidden" name="bill_id" value=b.id.to_string()/>
+                                        <div class="field grow">
+                                            <label for="void-reason">{move || i18n.t("作废原因", "Reason")}</label>
+                                            <input id="void-reason" name="reason" required minlength="2" maxlength="200" autocomplete="off"/>
+                                        </div>
+                                        <div class="field actions">
+                                            <button type="submit" class="btn btn-danger">{move || i18n.t("作废", "Void")}</button>
+                                        </div>
+                                    </ActionForm>
+                                    {move || void.value().get().and_then(|r| r.err()).map(|e| {
+                                        let text = crate::i18n::error_text(&e.code, i18n.lang.get()).map(str::to_string)
+                                            .unwrap_or_else(|| if i18n.is_en() { e.message.clone() } else { "操作未完成，请检查后重试".to_string() });
+                                        view! { <p class="alert alert-error" role="alert">{format!("{text} [{}]", e.code)}</p> }
+                                    })}
+                                </section>
+                            })}
                             <section class="panel">
                                 <h2>{move || i18n.t("明细", "Items")}</h2>
                                 <table class="table">
