@@ -14,6 +14,7 @@ pub mod money;
 pub mod payments;
 pub mod time;
 pub mod views;
+pub mod webhooks;
 
 #[cfg(feature = "server")]
 pub mod ports;

@@ -445,3 +445,57 @@ mod tests {
         assert!(BillQuery::parse(&params(&[("q", &"x".repeat(65))])).is_err());
     }
 }
+
+/// An event endpoint as the admin page shows it: the secret masked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointView {
+    pub id: crate::ids::WebhookEndpointId,
+    pub name: String,
+    pub url: String,
+    pub topics: Vec<crate::webhooks::EventTopic>,
+    pub enabled: bool,
+    /// `whsec_…abcd`.
+    pub secret_mask: String,
+    pub version: i64,
+    pub created_by: String,
+    pub updated_at_ms: Millis,
+}
+
+/// A line of the event delivery log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryView {
+    pub id: crate::ids::DeliveryId,
+    pub event_id: String,
+    pub topic: crate::webhooks::EventTopic,
+    /// What the event is about (a bill id).
+    pub aggregate_id: String,
+    pub endpoint_id: crate::ids::WebhookEndpointId,
+    pub endpoint_name: String,
+    pub status: crate::webhooks::DeliveryStatus,
+    pub attempts: i64,
+    /// When the next attempt is due (pending deliveries).
+    pub next_attempt_at_ms: Option<Millis>,
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
+    pub delivered_at_ms: Option<Millis>,
+    pub created_at_ms: Millis,
+}
+
+/// One attempt of a delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptView {
+    pub attempt: i64,
+    pub started_at_ms: Millis,
+    pub duration_ms: i64,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    pub response_excerpt: Option<String>,
+}
+
+/// A delivery with its event body and every attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryDetailView {
+    pub delivery: DeliveryView,
+    pub body: String,
+    pub attempts: Vec<AttemptView>,
+}

@@ -157,6 +157,25 @@ pub fn error_text(code: &str, lang: Lang) -> Option<&'static str> {
             ("金额超过收费员作废限额，请由财务作废", "Above the cashier's void limit: a finance officer voids it")
         }
         "bad_scope" => ("令牌用途不正确", "The scope is checkout or intake"),
+        "bad_csv" => ("CSV 文件格式有误（引号未闭合）", "The CSV file is malformed (an unclosed quote)"),
+        "bad_xlsx" => (
+            "无法读取该 Excel 文件，请另存为 .xlsx 或 .csv",
+            "That Excel file cannot be read: save it as .xlsx or .csv",
+        ),
+        "bad_encoding" => ("文件编码无法识别（应为 UTF-8 或 GBK）", "The file is neither UTF-8 nor GBK text"),
+        "empty_file" => ("文件为空或只有表头", "The file is empty or has only the header"),
+        "file_too_large" => ("文件超过 1 MB", "The file is larger than 1 MB"),
+        "too_many_rows" => ("一个文件最多 5000 行", "At most 5,000 rows in one file"),
+        "unknown_column" => ("表头中有无法识别的列", "The header has a column that is not known"),
+        "missing_column" => ("表头缺少必填列", "The header lacks a required column"),
+        "duplicate_column" => ("表头中同一列出现两次", "The same column twice in the header"),
+        "duplicate_code" => ("编码与前面某行重复", "The same code as an earlier row"),
+        "bad_enabled" => ("启用一栏应为 是/否", "Enabled is 是/否 (yes/no)"),
+        "bad_endpoint_name" => ("名称应为 1–60 个字符", "The name is 1–60 characters"),
+        "no_topics" => ("请至少选择一种事件", "Choose at least one event type"),
+        "bad_topic" => ("事件类型不正确", "Unknown event type"),
+        "stale_version" => ("已被他人修改，请刷新后重试", "Changed by someone else meanwhile: reload and try again"),
+        "delivery_in_flight" => ("正在发送中，请稍后再看", "Being sent right now: look again in a few seconds"),
         "bad_url" => ("地址应以 http:// 或 https:// 开头", "An http(s) address"),
         "bad_serial_no" => ("证书序列号应为 8–64 位十六进制字符", "The serial number is 8–64 hexadecimal characters"),
         "bad_public_key_id" => {
@@ -213,6 +232,16 @@ pub fn error_text(code: &str, lang: Lang) -> Option<&'static str> {
         Lang::Zh => zh,
         Lang::En => en,
     })
+}
+
+/// An error as one line for a form: the words in the page's language (or the server's
+/// message when the code has none), then the code for support.
+pub fn err_line(i18n: I18n, e: &crate::error::AppError) -> String {
+    format!(
+        "{} [{}]",
+        error_text(&e.code, i18n.lang.get()).map(str::to_string).unwrap_or_else(|| e.message.clone()),
+        e.code
+    )
 }
 
 #[cfg(test)]

@@ -146,6 +146,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("admin/tokens") view=pages::admin_pay::TokensPage ssr=SsrMode::Async/>
                     <Route path=path!("admin/notifications") view=pages::admin_pay::NotificationsPage ssr=SsrMode::Async/>
                     <Route path=path!("admin/audit") view=pages::admin::AuditPage ssr=SsrMode::Async/>
+                    <Route path=path!("admin/webhooks") view=pages::webhooks::WebhooksPage ssr=SsrMode::Async/>
+                    <Route path=path!("admin/catalogue") view=pages::catalogue::CataloguePage ssr=SsrMode::Async/>
+                    <Route path=path!("finance/deliveries") view=pages::webhooks::DeliveriesPage ssr=SsrMode::Async/>
                 </ParentRoute>
             </Routes>
         </Router>
@@ -202,6 +205,7 @@ fn Nav(user: Option<CurrentUser>) -> impl IntoView {
                 {(role == Some(Role::Finance)).then(|| view! {
                     <A href="/finance">{move || i18n.t("财务首页", "Finance")}</A>
                     <A href="/exceptions">{move || i18n.t("支付异常", "Exceptions")}</A>
+                    <A href="/finance/deliveries">{move || i18n.t("推送日志", "Deliveries")}</A>
                     <A href="/bills">{move || i18n.t("账单", "Bills")}</A>
                     <A href="/patients">{move || i18n.t("患者", "Patients")}</A>
                     <A href="/charge">{move || i18n.t("费用收取", "Charge")}</A>
@@ -219,9 +223,11 @@ fn Nav(user: Option<CurrentUser>) -> impl IntoView {
                 })}
                 {can(Access::Admin).then(|| view! {
                     <A href="/admin/users">{move || i18n.t("用户", "Users")}</A>
+                    <A href="/admin/catalogue">{move || i18n.t("收费项目", "Catalogue")}</A>
                     <A href="/admin/channels">{move || i18n.t("支付渠道", "Channels")}</A>
                     <A href="/admin/tokens">{move || i18n.t("API 令牌", "API tokens")}</A>
                     <A href="/admin/notifications">{move || i18n.t("通知日志", "Notifications")}</A>
+                    <A href="/admin/webhooks">{move || i18n.t("事件推送", "Events")}</A>
                     <A href="/admin/audit">{move || i18n.t("审计日志", "Audit log")}</A>
                 })}
             </nav>

@@ -1,10 +1,13 @@
 import { test, expect, Page, Browser } from '@playwright/test';
+import http from 'node:http';
+import crypto from 'node:crypto';
 import { hydrated, login, shot } from './helpers';
 
 // Issue 15: the HIS (this test, over loopback) pushes a patient and bills with an intake-scope
 // token the administrator issued in the UI; they appear on the cashier's open charge screen
 // without a reload, an unticked bill stays unticked when another arrives, and the cashier
-// collects the rest; the HIS reads the bill back paid.
+// collects the rest; the HIS's receiver (a server on loopback in this test, registered in the
+// admin's Events page) gets the signed bill.paid and bill.voided events.
 
 const BASE = process.env.BASE_URL || 'http://127.0.0.1:3000';
 const RUN = Date.now().toString().slice(-6);
@@ -20,6 +23,66 @@ async function issueIntakeToken(page: Page): Promise<string> {
   expect(token).toMatch(/^cpk_/);
   await expect(page.getByRole('cell', { name: '账单接入（HIS）' }).first()).toBeVisible();
   return token;
+}
+
+type Got = { headers: http.IncomingHttpHeaders; body: string };
+
+/** The HIS's event receiver: stores every POST, answers 200. */
+async function startReceiver(): Promise<{ url: string; got: Got[]; close: () => void }> {
+  const got: Got[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      got.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('stored');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = (server.address() as { port: number }).port;
+  return { url: `http://127.0.0.1:${port}/his/events`, got, close: () => server.close() };
+}
+
+/** What the HIS does with each event: check the signature (HMAC-SHA256 of "t.body") and age. */
+function verified(secret: string, g: Got): boolean {
+  const header = String(g.headers['clinicpay-signature'] || '');
+  const parts = Object.fromEntries(header.split(',').map((p) => p.split('=', 2)));
+  const t = Number(parts.t);
+  if (!t || Math.abs(Date.now() / 1000 - t) > 300) return false;
+  const want = crypto.createHmac('sha256', secret).update(`${t}.${g.body}`).digest('hex');
+  return parts.v1 === want;
+}
+
+async function eventFor(got: Got[], type: string, billId: string): Promise<Got> {
+  await expect
+    .poll(() => got.filter((g) => g.headers['clinicpay-event-type'] === type && JSON.parse(g.body).data.bill.bill_id === billId).length, {
+      timeout: 20_000,
+    })
+    .toBeGreaterThan(0);
+  return got.find((g) => g.headers['clinicpay-event-type'] === type && JSON.parse(g.body).data.bill.bill_id === billId)!;
+}
+
+async function registerEndpoint(page: Page, url: string): Promise<string> {
+  await page.goto('/admin/webhooks');
+  await hydrated(page);
+  await page.getByRole('button', { name: '新增推送地址' }).click();
+  await page.getByLabel('名称').fill(`HIS ${RUN}`);
+  // a wrong address is refused in words
+  await page.getByLabel('接收地址（http/https）').fill('his.local/events');
+  await page.getByRole('button', { name: '保存' }).click();
+  await expect(page.getByRole('alert')).toContainText('http://');
+  await page.getByLabel('接收地址（http/https）').fill(url);
+  await expect(page.getByLabel('账单已缴费')).toBeChecked();
+  await expect(page.getByLabel('账单已作废')).toBeChecked();
+  await page.getByRole('button', { name: '保存' }).click();
+  const secret = (await page.getByTestId('endpoint-secret').innerText()).trim();
+  expect(secret).toMatch(/^whsec_/);
+  const row = page.getByTestId('endpoints').locator('tr', { hasText: `HIS ${RUN}` });
+  await expect(row).toContainText(`whsec_…${secret.slice(-4)}`);
+  await expect(row).not.toContainText(secret);
+  await shot(page, 'webhook-endpoints');
+  return secret;
 }
 
 async function his(page: Page, token: string, path: string, data: object) {
@@ -54,7 +117,9 @@ async function payOnPhone(browser: Browser, page: Page) {
 
 test('bills pushed by the HIS appear on the open charge screen and are collected', async ({ page, browser }) => {
   test.setTimeout(120_000);
+  const receiver = await startReceiver();
   const token = await issueIntakeToken(page);
+  const secret = await registerEndpoint(page, receiver.url);
   const patientId = `E2E-P-${RUN}`;
   const mrn = `77${RUN}`;
 
@@ -125,6 +190,53 @@ test('bills pushed by the HIS appear on the open charge screen and are collected
   await expect(page.getByRole('heading', { name: '作废账单' })).toHaveCount(0);
   const voided = await page.request.get(`${BASE}/api/v1/intake/bills/E2E-B1-${RUN}`, { headers: { authorization: `Bearer ${token}` } });
   expect((await voided.json()).status).toBe('void');
+
+  // the HIS's receiver got both events, signed with its secret, with the payment and receipt
+  const paidEvent = await eventFor(receiver.got, 'bill.paid', `E2E-B2-${RUN}`);
+  expect(verified(secret, paidEvent)).toBe(true);
+  expect(verified('whsec_wrong', paidEvent)).toBe(false);
+  const pe = JSON.parse(paidEvent.body);
+  expect(pe.id).toBe(paidEvent.headers['clinicpay-event-id']);
+  expect([pe.data.paid_amount, pe.data.payment.provider, pe.data.bill.his_patient_id]).toEqual(['50.00', 'alipay', patientId]);
+  expect(pe.data.receipt_no).toMatch(/\S+/);
+  const voidEvent = await eventFor(receiver.got, 'bill.voided', `E2E-B1-${RUN}`);
+  expect(verified(secret, voidEvent)).toBe(true);
+  expect(JSON.parse(voidEvent.body).data.void.reason).toBe('医生撤销检验');
+
+  // finance sees both delivered in the log, opens one, and re-sends it: the same event again
+  await page.context().clearCookies();
+  await login(page, 'finance');
+  await page.getByRole('link', { name: '推送日志' }).click();
+  await hydrated(page);
+  await page.getByLabel('事件或账单编号').fill(pe.id);
+  await page.getByRole('button', { name: '查询' }).click();
+  await page.waitForURL(/q=evt_/);
+  await hydrated(page);
+  const line = page.getByTestId('deliveries').locator('tbody tr');
+  await expect(line).toHaveCount(1);
+  await expect(line).toContainText('已送达');
+  await line.getByRole('button', { name: '详情' }).click();
+  await expect(page.getByTestId('delivery-detail')).toContainText('HTTP 200');
+  await shot(page, 'webhook-deliveries');
+  const before = receiver.got.length;
+  await line.getByRole('button', { name: '重新发送' }).click();
+  await expect(page.getByRole('status').filter({ hasText: '已排队重新发送' })).toBeVisible();
+  await expect.poll(() => receiver.got.length, { timeout: 20_000 }).toBeGreaterThan(before);
+  const resent = receiver.got.slice(before).find((g) => g.headers['clinicpay-event-id'] === pe.id)!;
+  expect(resent.body).toBe(paidEvent.body);
+  expect(resent.headers['clinicpay-delivery-attempt']).toBe('2');
+
+  // the administrator turns the endpoint off (the receiver goes away with this test)
+  await page.context().clearCookies();
+  await login(page, 'admin');
+  await page.goto('/admin/webhooks');
+  await hydrated(page);
+  const row = page.getByTestId('endpoints').locator('tr', { hasText: `HIS ${RUN}` });
+  await row.getByRole('button', { name: '编辑' }).click();
+  await page.getByLabel('启用').uncheck();
+  await page.getByRole('button', { name: '保存' }).click();
+  await expect(row).toContainText('停用');
+  receiver.close();
 });
 
 test('a clinic cashier registers a patient, enters a bill of three items and collects it', async ({ page, browser }) => {
@@ -174,4 +286,40 @@ test('a clinic cashier registers a patient, enters a bill of three items and col
   await payOnPhone(browser, page);
   await expect(page.getByRole('heading', { name: '支付成功' })).toBeVisible({ timeout: 20_000 });
   await expect(page.getByTestId('receipt')).toContainText('72.00');
+});
+
+test('an administrator imports the catalogue from a file, row errors first', async ({ page }) => {
+  await login(page, 'admin');
+  await page.getByRole('link', { name: '收费项目' }).click();
+  await expect(page.getByRole('heading', { name: '科室与收费项目' })).toBeVisible();
+  await hydrated(page);
+  const code = `IMP-${RUN}`;
+  const bad = `项目编码,项目名称,类别,单位,单价\n${code}-1,血糖,化验,次,8.00\n${code}-2,糖化血红蛋白,化验,次,-5\n`;
+  await page.getByLabel('文件（CSV 或 XLSX，第一行为列名）').setInputFiles({ name: 'catalogue.csv', mimeType: 'text/csv', buffer: Buffer.from(bad) });
+  await page.getByRole('button', { name: '导入', exact: true }).click();
+  const result = page.getByTestId('import-result');
+  await expect(result).toContainText('未导入任何内容');
+  await expect(result.locator('tbody tr')).toHaveCount(1);
+  await expect(result.locator('tbody tr')).toContainText('3');
+  await expect(result.locator('tbody tr')).toContainText('bad_amount');
+  await shot(page, 'catalogue-import-errors');
+
+  const good = bad.replace(',-5', ',45.50');
+  await page.getByLabel('文件（CSV 或 XLSX，第一行为列名）').setInputFiles({ name: 'catalogue.csv', mimeType: 'text/csv', buffer: Buffer.from(good) });
+  await page.getByRole('button', { name: '导入', exact: true }).click();
+  await expect(result).toContainText('已导入 2 行：新增 2');
+
+  await page.getByLabel('编码或名称').fill(code);
+  await page.getByRole('button', { name: '查询' }).click();
+  await page.waitForURL(/q=IMP-/);
+  await hydrated(page);
+  const rows = page.getByTestId('catalogue').locator('tbody tr');
+  await expect(rows).toHaveCount(2);
+  await expect(rows.filter({ hasText: '糖化血红蛋白' })).toContainText('45.50');
+
+  // one item edited in the form: disabled, and the list says so
+  await rows.filter({ hasText: '血糖' }).getByRole('button', { name: '编辑' }).click();
+  await page.getByRole('checkbox', { name: /启用（/ }).uncheck();
+  await page.getByRole('button', { name: '保存' }).click();
+  await expect(rows.filter({ hasText: '血糖' })).toContainText('停用');
 });

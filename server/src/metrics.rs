@@ -33,6 +33,7 @@ impl Default for Metrics {
             describe_gauge!("clinicpay_db_pool_connections", "Open database connections.");
             describe_gauge!("clinicpay_db_pool_idle", "Idle database connections.");
             describe_gauge!("clinicpay_db_pool_max", "Configured maximum database connections.");
+            describe_gauge!("clinicpay_event_deliveries", "Event deliveries to the hospital's systems by status.");
         });
         let handle = recorder.handle();
         Metrics { recorder, handle }

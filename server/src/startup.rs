@@ -49,6 +49,7 @@ pub async fn build_parts(cfg: &Config) -> anyhow::Result<(Services, Arc<crate::e
         secrets,
         gateways,
         events: hub.clone(),
+        webhooks: Arc::new(crate::webhooks::HttpTransport::new()),
         apply_batcher: None,
         notification_batcher: None,
         notify_budget: Arc::new(clinicpay::services::budget::SourceBudget::new(Default::default())),

@@ -285,6 +285,13 @@ pub enum OutboxPayload {
         amount: Money,
         provider_txn_id: String,
     },
+    /// An unpaid bill was voided (topic `bill.voided`).
+    BillVoided {
+        bill_id: crate::ids::BillId,
+        reason: String,
+        voided_by: String,
+        voided_at_ms: Millis,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

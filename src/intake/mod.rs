@@ -642,6 +642,7 @@ impl BillData {
 }
 
 mod answers;
+pub mod import;
 pub use answers::*;
 
 /// A bill typed at the counter (a clinic without an HIS): for one of our patients, lines

@@ -120,14 +120,22 @@ pub trait IntakeStore: Send + Sync {
     /// Inserts or updates one patient (compare-and-set on the HIS id and record number:
     /// a racing writer gets `Conflict`).
     async fn write_patient(&self, p: &PatientWrite) -> StoreResult<()>;
-    /// Creates or updates departments by code, in one transaction.
+    /// Creates or updates departments by code, in one transaction (with the audit line, when
+    /// a person did it).
     async fn upsert_departments(
         &self,
         deps: &[DepartmentData],
         new_ids: &[crate::ids::DepartmentId],
+        audit: Option<&AuditInput>,
     ) -> StoreResult<Vec<Upsert>>;
-    /// Creates or updates catalogue items by code, in one transaction.
-    async fn upsert_charge_items(&self, items: &[CatalogueItem], at_ms: Millis) -> StoreResult<Vec<Upsert>>;
+    /// Creates or updates catalogue items by code, in one transaction (with the audit line,
+    /// when a person did it).
+    async fn upsert_charge_items(
+        &self,
+        items: &[CatalogueItem],
+        at_ms: Millis,
+        audit: Option<&AuditInput>,
+    ) -> StoreResult<Vec<Upsert>>;
     async fn charge_items(&self, codes: &[String]) -> StoreResult<Vec<CatalogueItem>>;
     /// By code prefix or name substring; enabled ones first.
     async fn search_charge_items(&self, q: Option<&str>, limit: i64) -> StoreResult<Vec<CatalogueItem>>;
@@ -136,7 +144,8 @@ pub trait IntakeStore: Send + Sync {
     async fn issue_bills(&self, bills: &[NewIntakeBill], day: &str, at_ms: Millis) -> StoreResult<Vec<IssueOutcome>>;
     async fn issued_bill(&self, external_id: &str) -> StoreResult<Option<IssuedBill>>;
     async fn issued_bill_by_id(&self, id: &BillId) -> StoreResult<Option<IssuedBill>>;
-    /// `unpaid → void` as a compare-and-set, with the audit line in the same transaction.
+    /// `unpaid → void` as a compare-and-set, with the audit line and the `bill.voided` outbox
+    /// event in the same transaction.
     async fn void_bill(
         &self,
         id: &BillId,
@@ -144,5 +153,6 @@ pub trait IntakeStore: Send + Sync {
         by: &str,
         at_ms: Millis,
         audit: &AuditInput,
+        event: &crate::checkout::apply::OutboxEvent,
     ) -> StoreResult<VoidOutcome>;
 }

@@ -15,6 +15,7 @@ pub mod gateways;
 pub mod intake;
 pub mod notifications;
 pub mod reports;
+pub mod webhooks;
 pub mod work;
 
 pub use audit::*;
@@ -28,6 +29,7 @@ pub use gateways::*;
 pub use intake::*;
 pub use notifications::*;
 pub use reports::*;
+pub use webhooks::*;
 pub use work::*;
 
 use crate::ids::TypedId;
@@ -83,6 +85,7 @@ pub trait Store:
     + SessionWorkStore
     + RefundStore
     + OutboxStore
+    + WebhookStore
     + ReportStore
     + Send
     + Sync

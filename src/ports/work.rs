@@ -93,5 +93,4 @@ pub trait RefundStore: Send + Sync {
 #[async_trait]
 pub trait OutboxStore: Send + Sync {
     async fn claim_outbox(&self, now_ms: Millis, lease_ms: Millis, limit: i64) -> StoreResult<Vec<OutboxItem>>;
-    async fn mark_published(&self, ids: &[OutboxId], now_ms: Millis) -> StoreResult<()>;
 }

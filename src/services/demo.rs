@@ -278,7 +278,7 @@ impl Services {
         }
         let data = generate(today, 200);
         self.store.insert_departments(&data.departments).await?;
-        self.store.upsert_charge_items(&demo_catalogue(), self.now()).await?;
+        self.store.upsert_charge_items(&demo_catalogue(), self.now(), None).await?;
         self.store.insert_patients(&data.patients).await?;
         // History is paid through the real payment path (seed_demo_history), so bills start unpaid.
         let unpaid: Vec<(Bill, Vec<BillItem>)> = data

@@ -193,7 +193,8 @@ impl Services {
             }
         }
         let ids: Vec<DepartmentId> = valid.iter().map(|_| self.ids.new_id::<DepartmentId>()).collect();
-        let outcomes = if valid.is_empty() { Vec::new() } else { self.store.upsert_departments(&valid, &ids).await? };
+        let outcomes =
+            if valid.is_empty() { Vec::new() } else { self.store.upsert_departments(&valid, &ids, None).await? };
         for ((i, v), o) in at.into_iter().zip(&valid).zip(outcomes) {
             results[i] =
                 Some(ItemResult { index: i, key: v.code.clone(), result: o.as_str().into(), bill: None, error: None });
@@ -227,8 +228,11 @@ impl Services {
                 Err(e) => results[i] = Some(ItemResult::refused(i, &it.code, e.into())),
             }
         }
-        let outcomes =
-            if valid.is_empty() { Vec::new() } else { self.store.upsert_charge_items(&valid, self.now()).await? };
+        let outcomes = if valid.is_empty() {
+            Vec::new()
+        } else {
+            self.store.upsert_charge_items(&valid, self.now(), None).await?
+        };
         for ((i, v), o) in at.into_iter().zip(&valid).zip(outcomes) {
             results[i] =
                 Some(ItemResult { index: i, key: v.code.clone(), result: o.as_str().into(), bill: None, error: None });
@@ -385,7 +389,19 @@ impl Services {
                 "reason": reason,
             }),
         );
-        match self.store.void_bill(&b.id, &reason, &caller.username, self.now(), &audit).await? {
+        let now = self.now();
+        let event = crate::checkout::apply::OutboxEvent {
+            id: self.ids.new_id::<crate::ids::OutboxId>(),
+            topic: "bill.voided",
+            aggregate_id: b.id.to_string(),
+            payload: crate::checkout::apply::OutboxPayload::BillVoided {
+                bill_id: b.id.clone(),
+                reason: reason.clone(),
+                voided_by: caller.username.clone(),
+                voided_at_ms: now,
+            },
+        };
+        match self.store.void_bill(&b.id, &reason, &caller.username, now, &audit, &event).await? {
             VoidOutcome::Voided | VoidOutcome::AlreadyVoid => {}
             VoidOutcome::InSession => {
                 return Err(ServiceError::conflict(

@@ -7,11 +7,13 @@ pub mod auth;
 pub mod batch;
 pub mod billing;
 pub mod budget;
+pub mod catalogue;
 pub mod channels;
 pub mod checkout;
 pub mod demo;
 pub mod intake;
 pub mod notify;
+pub mod webhooks;
 pub mod workers;
 
 use crate::checkout::apply::{ApplyResult, PaymentRules, VerifiedPayment};
@@ -162,6 +164,8 @@ pub struct Services {
     pub secrets: Arc<dyn Secrets>,
     pub gateways: Arc<dyn Gateways>,
     pub events: Arc<dyn SessionEvents>,
+    /// Posts events to the hospital's systems.
+    pub webhooks: Arc<dyn crate::ports::WebhookTransport>,
     /// Group commit for applying payments (None: one transaction per payment).
     pub apply_batcher: Option<Arc<ApplyBatcher>>,
     /// Group commit for storing raw notifications (None: one transaction each).

@@ -54,6 +54,8 @@ pub struct WorkReport {
     pub synced_paid: usize,
     pub refunds: usize,
     pub published: usize,
+    /// Events delivered to the hospital's systems.
+    pub delivered: usize,
     pub redriven: usize,
     /// Rejected notifications deleted at the end of their retention.
     pub purged: usize,
@@ -61,7 +63,14 @@ pub struct WorkReport {
 
 impl WorkReport {
     pub fn total(&self) -> usize {
-        self.expired + self.closed + self.synced_paid + self.refunds + self.published + self.redriven + self.purged
+        self.expired
+            + self.closed
+            + self.synced_paid
+            + self.refunds
+            + self.published
+            + self.delivered
+            + self.redriven
+            + self.purged
     }
 }
 
@@ -74,6 +83,7 @@ impl Services {
             synced_paid: self.sync_step().await?,
             refunds: self.refund_step().await?,
             published: self.outbox_step().await?,
+            delivered: self.webhook_step().await?,
             redriven: self.redrive_step().await?,
             purged: self.purge_step().await?,
         })
@@ -359,19 +369,32 @@ impl Services {
         Ok(done)
     }
 
-    /// Publishes outbox events. Consumers (partner callbacks, e-receipts) subscribe here; today
-    /// the events are logged and marked published.
+    /// Publishes outbox events: each becomes the events its consumers get (one per bill, for
+    /// the HIS's endpoints) and their deliveries, in one transaction with marking it published.
+    /// An item whose events cannot be made stays pending and is tried again after its lease.
     pub async fn outbox_step(&self) -> ServiceResult<usize> {
         let items = self.store.claim_outbox(self.now(), LEASE_MS, 100).await?;
         if items.is_empty() {
             return Ok(0);
         }
+        let wanted: Vec<crate::webhooks::EventTopic> =
+            self.store.list_endpoints().await?.into_iter().filter(|e| e.enabled).flat_map(|e| e.topics).collect();
+        let mut n = 0;
         for i in &items {
-            tracing::debug!(topic = %i.topic, aggregate = %i.aggregate_id, "event published");
+            let wants = crate::webhooks::EventTopic::for_outbox_topic(&i.topic).is_some_and(|t| wanted.contains(&t));
+            let made = if wants { self.events_for(i).await } else { Ok(Vec::new()) };
+            let events = match made {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(outbox = %i.id, topic = %i.topic, error = %e, "outbox event could not be turned into deliveries");
+                    continue;
+                }
+            };
+            let made = self.store.publish_events(&i.id, &events, self.ids.as_ref(), self.now()).await?;
+            tracing::debug!(topic = %i.topic, aggregate = %i.aggregate_id, events = events.len(), deliveries = made, "event published");
+            n += 1;
         }
-        let ids: Vec<_> = items.iter().map(|i| i.id.clone()).collect();
-        self.store.mark_published(&ids, self.now()).await?;
-        Ok(ids.len())
+        Ok(n)
     }
 
     /// Notifications stored but never finished (the process died mid-way) are processed again,

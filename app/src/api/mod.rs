@@ -6,10 +6,12 @@
 //! | `session` | who is logged in |
 //! | `billing` | dashboard, bills, patients |
 //! | `bill_entry` | bills and patients entered at the counter, the catalogue, voids |
+//! | `catalogue` | departments and the catalogue kept by an administrator, CSV/XLSX import |
 //! | `charge` | the charge screen: find a patient, open, follow, cancel, refresh a payment |
 //! | `exceptions` | payment exceptions and finance's decisions |
 //! | `payment_admin` | channels, API tokens, notifications (administrators) |
 //! | `users` | users and the audit log (administrators) |
+//! | `webhooks` | event endpoints (administrators), the delivery log and re-send (finance) |
 //!
 //! Every server function is listed in [`server_fn_access`] with the roles that may call it. The
 //! server enforces that table before any function runs (unknown paths are refused), and each
@@ -17,19 +19,23 @@
 
 pub mod bill_entry;
 pub mod billing;
+pub mod catalogue;
 pub mod charge;
 pub mod exceptions;
 pub mod payment_admin;
 pub mod session;
 pub mod users;
+pub mod webhooks;
 
 pub use bill_entry::*;
 pub use billing::*;
+pub use catalogue::*;
 pub use charge::*;
 pub use exceptions::*;
 pub use payment_admin::*;
 pub use session::*;
 pub use users::*;
+pub use webhooks::*;
 
 use clinicpay::auth::Access;
 use server_fn::ServerFn;
@@ -118,6 +124,15 @@ pub fn server_fn_access() -> Vec<(&'static str, Access)> {
         (<CreateToken as ServerFn>::PATH, Access::Admin),
         (<DisableToken as ServerFn>::PATH, Access::Admin),
         (<ListNotifications as ServerFn>::PATH, Access::Admin),
+        (<AdminCatalogue as ServerFn>::PATH, Access::Admin),
+        (<SaveChargeItem as ServerFn>::PATH, Access::Admin),
+        (<ImportCatalogue as ServerFn>::PATH, Access::Admin),
+        (<ListEndpoints as ServerFn>::PATH, Access::Admin),
+        (<SaveEndpoint as ServerFn>::PATH, Access::Admin),
+        (<RollEndpointSecret as ServerFn>::PATH, Access::Admin),
+        (<ListDeliveries as ServerFn>::PATH, Access::Finance),
+        (<DeliveryDetail as ServerFn>::PATH, Access::Finance),
+        (<ResendDelivery as ServerFn>::PATH, Access::Finance),
     ]
 }
 

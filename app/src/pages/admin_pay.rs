@@ -6,18 +6,10 @@ use crate::api::{
 };
 use crate::components::{fmt_time, ErrorView, Loading};
 use crate::error::AppError;
-use crate::i18n::{error_text, use_i18n, I18n};
+use crate::i18n::{err_line, error_text, use_i18n, I18n};
 use clinicpay::auth::{Role, TokenScope};
 use clinicpay::views::ChannelView;
 use leptos::prelude::*;
-
-fn err_line(i18n: I18n, e: &AppError) -> String {
-    format!(
-        "{} [{}]",
-        error_text(&e.code, i18n.lang.get()).map(str::to_string).unwrap_or_else(|| e.message.clone()),
-        e.code
-    )
-}
 
 /// One field of a provider's channel form: its key in the settings (a path into the JSON),
 /// its label as the provider's console names it, and whether it holds a key (a textarea with a

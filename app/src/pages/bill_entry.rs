@@ -164,16 +164,25 @@ fn BillForm(patient: PatientSummary, deps: Vec<Department>) -> impl IntoView {
     let pid = patient.id.to_string();
     let search_ref = NodeRef::<leptos::html::Input>::new();
 
-    let add = move |item: CatalogueItem| {
+    let put = move |item: CatalogueItem| {
         lines.update(|ls| match ls.iter_mut().find(|l| l.item.code == item.code) {
             Some(l) => l.quantity = (l.quantity + 1).min(clinicpay::intake::MAX_QUANTITY),
             None => ls.push(Line { item, quantity: 1 }),
         });
+    };
+    let add = move |item: CatalogueItem| {
+        put(item);
         q.set(String::new());
         if let Some(input) = search_ref.get_untracked() {
             let _ = input.focus();
         }
     };
+    // typed text looked up with Enter, answered in the order it was typed
+    let next_seq = StoredValue::new(0u64);
+    let next_apply = StoredValue::new(0u64);
+    let answers: StoredValue<std::collections::BTreeMap<u64, (String, Option<CatalogueItem>)>> =
+        StoredValue::new(Default::default());
+    let not_found: RwSignal<Option<String>> = RwSignal::new(None);
     let total = Memo::new(move |_| {
         lines.with(|ls| {
             Money::sum(ls.iter().filter_map(|l| l.item.unit_price.checked_mul_int(l.quantity).ok()))
@@ -230,6 +239,9 @@ fn BillForm(patient: PatientSummary, deps: Vec<Department>) -> impl IntoView {
     }
     // Enter adds the item the typed text names, asked of the server for exactly that text (a
     // scanner types faster than the list below refreshes): the code itself, else the first match.
+    // The field is cleared at once, so what the cashier types next is never lost to an answer
+    // arriving late; answers are applied in the order the texts were typed, and a text that
+    // names nothing comes back into the field with a note.
     let on_search_key = move |e: leptos::ev::KeyboardEvent| {
         if e.key() == "Enter" {
             e.prevent_default();
@@ -237,16 +249,37 @@ fn BillForm(patient: PatientSummary, deps: Vec<Department>) -> impl IntoView {
             if typed.is_empty() {
                 return;
             }
+            q.set(String::new());
+            not_found.set(None);
+            let seq = next_seq.get_value();
+            next_seq.set_value(seq + 1);
             leptos::task::spawn_local(async move {
-                if let Ok(items) = search_catalogue(Some(typed.clone())).await {
-                    let want = typed.to_uppercase();
-                    let pick = items
-                        .iter()
-                        .find(|i| i.enabled && i.code.to_uppercase() == want)
-                        .or_else(|| items.iter().find(|i| i.enabled))
-                        .cloned();
-                    if let Some(item) = pick {
-                        add(item);
+                let pick = match search_catalogue(Some(typed.clone())).await {
+                    Ok(items) => {
+                        let want = typed.to_uppercase();
+                        items
+                            .iter()
+                            .find(|i| i.enabled && i.code.to_uppercase() == want)
+                            .or_else(|| items.iter().find(|i| i.enabled))
+                            .cloned()
+                    }
+                    Err(_) => None,
+                };
+                answers.update_value(|a| {
+                    a.insert(seq, (typed, pick));
+                });
+                loop {
+                    let at = next_apply.get_value();
+                    let Some((typed, pick)) = answers.try_update_value(|a| a.remove(&at)).flatten() else { break };
+                    next_apply.set_value(at + 1);
+                    match pick {
+                        Some(item) => put(item),
+                        None => {
+                            if q.get_untracked().is_empty() {
+                                q.set(typed.clone());
+                            }
+                            not_found.set(Some(typed));
+                        }
                     }
                 }
             });
@@ -278,6 +311,9 @@ fn BillForm(patient: PatientSummary, deps: Vec<Department>) -> impl IntoView {
                 <label for="entry-q">{move || i18n.t("收费项目（编码或名称，回车添加）", "Charge item (code or name, Enter adds)")}</label>
                 <input id="entry-q" node_ref=search_ref type="search" autocomplete="off" maxlength="40" autofocus
                     prop:value=move || q.get() on:input=move |e| q.set(event_target_value(&e)) on:keydown=on_search_key/>
+                {move || not_found.get().map(|t| view! {
+                    <p class="alert alert-error" role="alert">{move || i18n.t("没有找到收费项目：", "No charge item matches: ")}<code>{t.clone()}</code></p>
+                })}
             </div>
             <Transition fallback=|| ()>
                 {move || found.get().map(|r| match r {

@@ -2,7 +2,7 @@
 //! decision, what is owed — each a link to its page. Refunds, reconciliation, daily close,
 //! statistics and payouts join this page as they are built.
 
-use crate::api::get_dashboard;
+use crate::api::{get_dashboard, list_deliveries};
 use crate::components::{Amount, ErrorView, Loading};
 use crate::i18n::use_i18n;
 use crate::pages::dashboard::TakingsCard;
@@ -12,6 +12,7 @@ use leptos::prelude::*;
 pub fn FinanceHomePage() -> impl IntoView {
     let i18n = use_i18n();
     let data = Resource::new(|| (), |_| get_dashboard());
+    let failed = Resource::new(|| (), |_| list_deliveries(Some("failed".into()), None));
     view! {
         <h1>{move || i18n.t("财务首页", "Finance")}</h1>
         <Suspense fallback=|| view! { <Loading/> }>
@@ -28,6 +29,18 @@ pub fn FinanceHomePage() -> impl IntoView {
                                     <h2>{move || i18n.t("待处理异常", "Exceptions to decide")}</h2>
                                     <p class="stat-value" data-testid="open-exceptions">{open}</p>
                                     <p class="stat-sub"><a href="/exceptions">{move || if open == 0 { i18n.t("没有待处理的异常", "Nothing to decide") } else { i18n.t("去处理", "Decide them") }}</a></p>
+                                </div>
+                                <div class="card stat">
+                                    <h2>{move || i18n.t("事件推送失败", "Events not delivered")}</h2>
+                                    <Suspense fallback=|| "…">
+                                        {move || Suspend::new(async move {
+                                            let n = failed.await.map(|l| l.len()).unwrap_or(0);
+                                            view! {
+                                                <p class="stat-value" data-testid="failed-deliveries">{if n >= 200 { "200+".to_string() } else { n.to_string() }}</p>
+                                                <p class="stat-sub"><a href="/finance/deliveries?status=failed">{move || if n == 0 { i18n.t("全部送达", "All delivered") } else { i18n.t("查看并重新发送", "Look and re-send") }}</a></p>
+                                            }
+                                        })}
+                                    </Suspense>
                                 </div>
                                 <div class="card stat">
                                     <h2>{move || i18n.t("未结清账单", "Unpaid bills")}</h2>

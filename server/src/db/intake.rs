@@ -391,7 +391,12 @@ impl IntakeStore for SqlStore {
         tx.commit().await
     }
 
-    async fn upsert_departments(&self, deps: &[DepartmentData], new_ids: &[DepartmentId]) -> StoreResult<Vec<Upsert>> {
+    async fn upsert_departments(
+        &self,
+        deps: &[DepartmentData],
+        new_ids: &[DepartmentId],
+        audit: Option<&AuditInput>,
+    ) -> StoreResult<Vec<Upsert>> {
         let mut tx = self.db.write().await?;
         let mut out = Vec::with_capacity(deps.len());
         for (d, new_id) in deps.iter().zip(new_ids) {
@@ -422,11 +427,19 @@ impl IntakeStore for SqlStore {
                 }
             });
         }
+        if let Some(a) = audit {
+            append(&mut tx, a).await?;
+        }
         tx.commit().await?;
         Ok(out)
     }
 
-    async fn upsert_charge_items(&self, items: &[CatalogueItem], at_ms: Millis) -> StoreResult<Vec<Upsert>> {
+    async fn upsert_charge_items(
+        &self,
+        items: &[CatalogueItem],
+        at_ms: Millis,
+        audit: Option<&AuditInput>,
+    ) -> StoreResult<Vec<Upsert>> {
         let mut tx = self.db.write().await?;
         let mut out = Vec::with_capacity(items.len());
         for it in items {
@@ -462,6 +475,9 @@ impl IntakeStore for SqlStore {
                     Upsert::Updated
                 }
             });
+        }
+        if let Some(a) = audit {
+            append(&mut tx, a).await?;
         }
         tx.commit().await?;
         Ok(out)
@@ -527,6 +543,7 @@ impl IntakeStore for SqlStore {
         by: &str,
         at_ms: Millis,
         audit: &AuditInput,
+        event: &clinicpay::checkout::apply::OutboxEvent,
     ) -> StoreResult<VoidOutcome> {
         let mut tx = self.db.write().await?;
         let n =
@@ -540,6 +557,7 @@ impl IntakeStore for SqlStore {
             .await?;
         if n == 1 {
             append(&mut tx, audit).await?;
+            super::outbox::insert_events(&mut tx, &[(event, at_ms)]).await?;
             tx.commit().await?;
             return Ok(VoidOutcome::Voided);
         }

@@ -38,6 +38,7 @@ mod refunds;
 mod reports;
 mod sessions;
 pub mod sql;
+mod webhooks;
 
 use anyhow::Context;
 use async_trait::async_trait;

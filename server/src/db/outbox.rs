@@ -2,7 +2,7 @@
 //! by a worker to later consumers (partner callbacks, HIS events, e-receipts).
 
 use super::leases::{claim, Claim};
-use super::sql::{a, run_rows, sql, Arg, Tx};
+use super::sql::{a, run_rows, Arg, Tx};
 use super::SqlStore;
 use async_trait::async_trait;
 use clinicpay::checkout::apply::OutboxEvent;
@@ -56,18 +56,5 @@ impl OutboxStore for SqlStore {
             .into_iter()
             .map(|r| OutboxItem { id: r.id, topic: r.topic, aggregate_id: r.aggregate_id, payload: r.payload })
             .collect())
-    }
-
-    async fn mark_published(&self, done: &[OutboxId], now_ms: Millis) -> StoreResult<()> {
-        let mut tx = self.db.write().await?;
-        for chunk in done.chunks(1000) {
-            let mut q =
-                sql("UPDATE outbox SET status = 'published', published_at = $1 WHERE status = 'pending' AND id IN (")
-                    .bind(now_ms);
-            q.push_list(chunk.iter());
-            q.push(")");
-            q.once().execute(&mut tx).await?;
-        }
-        tx.commit().await
     }
 }

@@ -271,6 +271,8 @@ text_arg!(
     AuditId,
     ApiTokenId,
     OutboxId,
+    WebhookEndpointId,
+    DeliveryId,
     OutTradeNo,
 );
 
@@ -296,6 +298,8 @@ word_arg!(
     clinicpay::checkout::ProviderRefundStatus,
     clinicpay::checkout::payable::PayableKind,
     clinicpay::ledger::EntryKind,
+    clinicpay::webhooks::EventTopic,
+    clinicpay::webhooks::DeliveryStatus,
 );
 
 impl IntoArg for clinicpay::ledger::Account {

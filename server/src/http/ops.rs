@@ -25,5 +25,15 @@ pub async fn metrics(State(st): State<HttpState>) -> Response {
     st.metrics.set_gauge("clinicpay_db_pool_connections", &backend, pool.size as i64);
     st.metrics.set_gauge("clinicpay_db_pool_idle", &backend, pool.idle as i64);
     st.metrics.set_gauge("clinicpay_db_pool_max", &backend, pool.max as i64);
+    // events to the hospital's systems by state: a growing `failed` is an endpoint to look at
+    match st.services.store.delivery_counts().await {
+        Ok(counts) => {
+            for status in clinicpay::webhooks::DeliveryStatus::ALL {
+                let n = counts.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n);
+                st.metrics.set_gauge("clinicpay_event_deliveries", &[("status", status.as_str())], n);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "event delivery counts could not be read"),
+    }
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render()).into_response()
 }

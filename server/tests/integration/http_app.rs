@@ -157,6 +157,30 @@ fn sample_args(app_user_id: &str) -> HashMap<&'static str, Vec<(&'static str, St
     );
     m.insert(<RegisterPatient as ServerFn>::PATH, vec![(JSON, r#"{"patient":{"mrn":"x","name":"测试"}}"#.into())]);
     m.insert(<VoidBill as ServerFn>::PATH, vec![("bill_id", "x".into()), ("reason", "测试".into())]);
+    m.insert(<AdminCatalogue as ServerFn>::PATH, vec![("q", "LAB".into())]);
+    m.insert(
+        <SaveChargeItem as ServerFn>::PATH,
+        vec![(JSON, r#"{"item":{"code":"","name":"x","category":"lab","unit":"次","unit_price":"1.00"}}"#.into())],
+    );
+    m.insert(
+        <ImportCatalogue as ServerFn>::PATH,
+        vec![(JSON, r#"{"kind":"charge_items","file_name":"x.csv","content_base64":"Y29kZQo="}"#.into())],
+    );
+    m.insert(<ListEndpoints as ServerFn>::PATH, vec![]);
+    m.insert(
+        <SaveEndpoint as ServerFn>::PATH,
+        vec![(
+            JSON,
+            r#"{"form":{"id":"","version":0,"name":"walk","url":"ftp://x/","topics":[],"enabled":true}}"#.into(),
+        )],
+    );
+    m.insert(
+        <RollEndpointSecret as ServerFn>::PATH,
+        vec![("endpoint_id", "whk_00000000000000000000000000".into()), ("version", "1".into())],
+    );
+    m.insert(<ListDeliveries as ServerFn>::PATH, vec![("status", "failed".into())]);
+    m.insert(<DeliveryDetail as ServerFn>::PATH, vec![("delivery_id", "dlv_00000000000000000000000000".into())]);
+    m.insert(<ResendDelivery as ServerFn>::PATH, vec![("delivery_id", "dlv_00000000000000000000000000".into())]);
     m
 }
 

@@ -9,35 +9,35 @@ use clinicpay::auth::{Role, TokenScope};
 use serde_json::{json, Value};
 use server::sandbox::SandboxControl;
 
-struct His {
+pub(crate) struct His {
     http: reqwest::Client,
     base: String,
     token: String,
 }
 
 impl His {
-    async fn new(app: &TestApp) -> His {
+    pub(crate) async fn new(app: &TestApp) -> His {
         let admin = app.services.store.user_by_username("admin").await.unwrap().unwrap().current();
         let (token, _) =
             app.services.create_api_token(&admin, "127.0.0.1", "his", Role::Cashier, TokenScope::Intake).await.unwrap();
         His { http: reqwest::Client::new(), base: app.base.clone(), token }
     }
 
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         let r =
             self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(&body).send().await.unwrap();
         let s = r.status().as_u16();
         (s, r.json().await.unwrap_or(Value::Null))
     }
 
-    async fn get(&self, path: &str) -> (u16, Value) {
+    pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
         let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await.unwrap();
         let s = r.status().as_u16();
         (s, r.json().await.unwrap_or(Value::Null))
     }
 
     /// Departments CARD and ORTH, two catalogue items, patient HIS-P-1.
-    async fn setup(&self) -> String {
+    pub(crate) async fn setup(&self) -> String {
         let (s, v) = self
             .post(
                 "/api/v1/intake/departments",
@@ -69,7 +69,7 @@ fn patient() -> Value {
            "birth_date": "1980-02-29", "phone": "13812345678", "id_card": "11010519491231002X"})
 }
 
-fn bill(id: &str) -> Value {
+pub(crate) fn bill(id: &str) -> Value {
     json!({"bill_id": id, "patient_id": "HIS-P-1", "department": "CARD", "doctor": "李医生", "visit_no": "V-1",
            "items": [{"code": "LAB-0012", "quantity": 2}, {"code": "DRUG-AMX", "quantity": 1}],
            "total": "68.60"})
@@ -466,5 +466,155 @@ async fn bad_intake_is_refused_and_writes_nothing() {
         let codes: Vec<&str> =
             v["results"].as_array().unwrap().iter().map(|r| r["error"]["code"].as_str().unwrap_or("ok")).collect();
         assert_eq!(codes, vec!["ok", "bad_code", "bad_amount", "duplicate_code"], "{v}");
+    }
+}
+
+/// A minimal XLSX workbook (what Excel writes, reduced to the parts a reader needs).
+fn xlsx(rows: &[&[&str]]) -> Vec<u8> {
+    use std::io::Write;
+    let mut shared: Vec<String> = Vec::new();
+    let mut sheet = String::from(
+        r#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>"#,
+    );
+    for (r, row) in rows.iter().enumerate() {
+        sheet.push_str(&format!(r#"<row r="{}">"#, r + 1));
+        for (c, v) in row.iter().enumerate() {
+            let col = (b'A' + c as u8) as char;
+            if v.parse::<f64>().is_ok() {
+                // a price the way Excel stores it: a binary float
+                let f: f64 = v.parse().unwrap();
+                sheet.push_str(&format!(
+                    r#"<c r="{col}{}"><v>{}</v></c>"#,
+                    r + 1,
+                    if *v == "18.60" { "18.600000000000001".to_string() } else { f.to_string() }
+                ));
+            } else {
+                shared.push(v.replace('&', "&amp;"));
+                sheet.push_str(&format!(r#"<c r="{col}{}" t="s"><v>{}</v></c>"#, r + 1, shared.len() - 1));
+            }
+        }
+        sheet.push_str("</row>");
+    }
+    sheet.push_str("</sheetData></worksheet>");
+    let sst: String = shared.iter().map(|s| format!("<si><t>{s}</t></si>")).collect();
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut z = zip::ZipWriter::new(&mut buf);
+        let opts = zip::write::SimpleFileOptions::default();
+        z.start_file("xl/sharedStrings.xml", opts).unwrap();
+        z.write_all(format!(r#"<?xml version="1.0"?><sst xmlns="x">{sst}</sst>"#).as_bytes()).unwrap();
+        z.start_file("xl/worksheets/sheet1.xml", opts).unwrap();
+        z.write_all(sheet.as_bytes()).unwrap();
+        z.finish().unwrap();
+    }
+    buf.into_inner()
+}
+
+#[tokio::test]
+async fn an_administrator_imports_the_catalogue_whole_or_not_at_all() {
+    use clinicpay::intake::import::ImportKind;
+    for backend in backends() {
+        let app = spawn_app(backend, true).await;
+        let s = &app.services;
+        let admin = s.store.user_by_username("admin").await.unwrap().unwrap().current();
+        let cashier = s.store.user_by_username("cashier").await.unwrap().unwrap().current();
+        let db = crate::helpers::TestDb::attach(&app).await;
+        let items_before = db.scalar_i64("SELECT COUNT(*) FROM charge_items").await;
+
+        // a CSV from Excel in GBK with Chinese headers, one row wrong, one code twice: nothing written
+        let csv = "项目编码,项目名称,类别,单位,单价,国家编码,启用\r\n\
+                   IMP-1,血常规,化验,次,25.00,250101015,是\r\n\
+                   IMP-2,胸部CT,检查,次,-1,,是\r\n\
+                   IMP-1,又一个,化验,次,3.00,,是\r\n\
+                   IMP-3,换药,治疗,次,12.5,,也许\r\n";
+        let (gbk, _, _) = encoding_rs::GBK.encode(csv);
+        let r = s.import_catalogue(&admin, "127.0.0.1", ImportKind::ChargeItems, "目录.csv", &gbk).await.unwrap();
+        assert!(!r.applied);
+        assert_eq!(r.rows, 4);
+        let lines: Vec<(usize, &str)> = r.refused.iter().map(|e| (e.line, e.error_code.as_str())).collect();
+        assert_eq!(lines, vec![(3, "bad_amount"), (4, "duplicate_code"), (5, "bad_enabled")], "{r:?}");
+        assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM charge_items").await, items_before, "nothing written");
+
+        // the corrected file: written in one go, audited once
+        let csv = "code,name,category,unit,unit_price,national_code,enabled\n\
+                   IMP-1,血常规,lab,次,25.00,250101015,是\n\
+                   IMP-2,胸部CT,exam,次,260.00,,是\n\
+                   IMP-3,\"换药, 小\",treatment,次,12.5,,否\n";
+        let r =
+            s.import_catalogue(&admin, "127.0.0.1", ImportKind::ChargeItems, "目录.csv", csv.as_bytes()).await.unwrap();
+        assert!(r.applied, "{r:?}");
+        assert_eq!((r.created, r.updated, r.unchanged), (3, 0, 0));
+        let items = s.catalogue(&admin, Some("IMP-")).await.unwrap();
+        assert_eq!(items.len(), 3);
+        let imp3 = items.iter().find(|i| i.code == "IMP-3").unwrap();
+        assert_eq!(
+            (imp3.name.as_str(), imp3.unit_price.plain(), imp3.enabled),
+            ("换药, 小", "12.50".to_string(), false)
+        );
+        assert_eq!(db.scalar_i64("SELECT COUNT(*) FROM audit_log WHERE action = 'catalogue_imported'").await, 1);
+
+        // the same list as XLSX with a price Excel stored as a float: one changed, two unchanged
+        let book = xlsx(&[
+            &["编码", "名称", "类别", "单位", "单价", "国家编码", "启用"],
+            &["IMP-1", "血常规", "lab", "次", "25", "250101015", "是"],
+            &["IMP-2", "胸部CT", "exam", "次", "18.60", "", "是"],
+            &["IMP-3", "换药, 小", "treatment", "次", "12.5", "", "否"],
+        ]);
+        let r = s.import_catalogue(&admin, "127.0.0.1", ImportKind::ChargeItems, "目录.xlsx", &book).await.unwrap();
+        assert!(r.applied, "{r:?}");
+        assert_eq!((r.created, r.updated, r.unchanged), (0, 1, 2));
+        let ct = s.catalogue(&admin, Some("IMP-2")).await.unwrap();
+        assert_eq!(ct[0].unit_price.plain(), "18.60");
+
+        // departments from CSV
+        let r = s
+            .import_catalogue(
+                &admin,
+                "127.0.0.1",
+                ImportKind::Departments,
+                "科室.csv",
+                "科室编码,科室名称,英文名称\nIMPD,影像科,Imaging\n".as_bytes(),
+            )
+            .await
+            .unwrap();
+        assert!(r.applied && r.created == 1, "{r:?}");
+        assert!(s.departments().await.unwrap().iter().any(|d| d.code == "IMPD" && d.name_en == "Imaging"));
+
+        // files that cannot be read at all
+        for (name, bytes, code) in [
+            ("x.csv", b"".to_vec(), "empty_file"),
+            ("x.csv", b"code,name\n".to_vec(), "empty_file"),
+            ("x.csv", b"code,name,category,unit\nA,b,lab,x\n".to_vec(), "missing_column"),
+            ("x.csv", b"code,name,category,unit,unit_price,colour\nA,b,lab,x,1,red\n".to_vec(), "unknown_column"),
+            ("x.csv", b"code,name,category,unit,unit_price\nA,\"b,lab,x,1\n".to_vec(), "bad_csv"),
+            ("x.xls", b"\xD0\xCF\x11\xE0".to_vec(), "bad_xlsx"),
+            ("x.xlsx", b"PK\x03\x04 not really".to_vec(), "bad_xlsx"),
+            ("x.csv", vec![b'a'; 1024 * 1024 + 1], "file_too_large"),
+        ] {
+            let e = s.import_catalogue(&admin, "127.0.0.1", ImportKind::ChargeItems, name, &bytes).await.unwrap_err();
+            assert_eq!(e.code(), code, "{name}");
+        }
+        let e = s
+            .import_catalogue(&cashier, "127.0.0.1", ImportKind::ChargeItems, "x.csv", csv.as_bytes())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "forbidden");
+
+        // one item edited in the form: audited with before and after; a bad price refused
+        let mut item = clinicpay::intake::ChargeItemInput {
+            code: "IMP-2".into(),
+            name: "胸部CT平扫".into(),
+            category: "exam".into(),
+            unit: "次".into(),
+            unit_price: "240.00".into(),
+            national_code: None,
+            enabled: Some(true),
+        };
+        assert_eq!(s.save_charge_item(&admin, "127.0.0.1", &item).await.unwrap().as_str(), "updated");
+        item.unit_price = "2.345".into();
+        assert_eq!(s.save_charge_item(&admin, "127.0.0.1", &item).await.unwrap_err().code(), "bad_amount");
+        let audited = db.scalar_i64("SELECT COUNT(*) FROM audit_log WHERE action = 'charge_item_saved'").await;
+        assert_eq!(audited, 1);
+        assert_eq!(s.catalogue(&admin, Some("IMP-2")).await.unwrap()[0].unit_price.plain(), "240.00");
     }
 }

@@ -13,3 +13,4 @@ mod intake;
 mod reliability;
 mod store_contract;
 mod upgrade;
+mod webhooks;
