@@ -21,8 +21,10 @@ use crate::webhooks::{
 use serde_json::{json, Value};
 
 const LEASE_MS: Millis = 60_000;
-/// Deliveries attempted at once by one worker round.
-const DELIVERY_BATCH: i64 = 16;
+/// Deliveries attempted at once (each waits at most 5 s for its endpoint).
+const DELIVERY_BATCH: i64 = 32;
+/// How long one worker round keeps draining a backlog of deliveries.
+const DRAIN_MS: Millis = 1_000;
 
 fn require_admin(actor: &CurrentUser) -> ServiceResult<()> {
     if actor.role == Role::Admin {
@@ -385,22 +387,31 @@ impl Services {
 
     /// Delivers due events, several at once: each signed now, posted with a 5-second timeout,
     /// logged, and moved on (delivered on 2xx, else retried on the schedule or failed).
+    /// A backlog is drained batch after batch for up to [`DRAIN_MS`] before the other workers
+    /// get their turn.
     pub async fn webhook_step(&self) -> ServiceResult<usize> {
-        let tasks = self.store.claim_deliveries(self.now(), LEASE_MS, DELIVERY_BATCH).await?;
-        if tasks.is_empty() {
-            return Ok(0);
-        }
-        let results = futures_join(tasks.into_iter().map(|t| {
-            let s = self.clone();
-            async move { s.deliver(t).await }
-        }))
-        .await;
+        let started = self.now();
         let mut delivered = 0;
-        for r in results {
-            match r {
-                Ok(true) => delivered += 1,
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "an event delivery could not be recorded; it will be retried"),
+        loop {
+            let tasks = self.store.claim_deliveries(self.now(), LEASE_MS, DELIVERY_BATCH).await?;
+            let full = tasks.len() as i64 == DELIVERY_BATCH;
+            if tasks.is_empty() {
+                break;
+            }
+            let results = futures_join(tasks.into_iter().map(|t| {
+                let s = self.clone();
+                async move { s.deliver(t).await }
+            }))
+            .await;
+            for r in results {
+                match r {
+                    Ok(true) => delivered += 1,
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "an event delivery could not be recorded; it will be retried"),
+                }
+            }
+            if !full || self.now() - started > DRAIN_MS {
+                break;
             }
         }
         Ok(delivered)

@@ -14,6 +14,8 @@
 //!                                                     and under a junk flood from the same address
 //!   clinicpay-bench intake  [--db …] [--bills N]     HIS bill intake, one per call and in batches,
 //!                                                     vs a read of the same API; POST → screen event
+//!   clinicpay-bench events  [--db …] [--bills N]     HIS voids → signed events at a receiver on
+//!                                                     loopback: lag p50/p99 and rate vs the voids
 //!
 //! PostgreSQL runs use `CLINICPAY_BENCH_PG_URL` (default postgres://postgres@127.0.0.1:5432/postgres)
 //! to create a fresh database.
@@ -34,6 +36,7 @@ use std::time::{Duration, Instant};
 
 mod apply;
 mod crypto;
+mod events;
 mod flood;
 mod harness;
 mod intake;
@@ -41,6 +44,7 @@ mod pages;
 
 use apply::*;
 use crypto::*;
+use events::*;
 use flood::*;
 use harness::*;
 use intake::*;
@@ -65,9 +69,10 @@ async fn main() -> Result<()> {
         "apply" => bench_apply(&db).await,
         "flood" => bench_flood(&db).await,
         "intake" => bench_intake(&db).await,
+        "events" => bench_events(&db).await,
         _ => {
             eprintln!(
-                "usage: clinicpay-bench pages|crypto|verify|apply|flood [--db sqlite|postgres] [--sessions N] [--runs R] [--rate R]"
+                "usage: clinicpay-bench pages|crypto|verify|apply|flood|intake|events [--db sqlite|postgres] [--sessions N] [--runs R] [--rate R]"
             );
             std::process::exit(2)
         }
