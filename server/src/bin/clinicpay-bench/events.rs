@@ -8,29 +8,6 @@ use super::*;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-async fn post(
-    c: &reqwest::Client,
-    base: &str,
-    token: &str,
-    path: &str,
-    body: &Value,
-) -> std::result::Result<Value, String> {
-    let r = c
-        .post(format!("{base}/api/v1/intake/{path}"))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let s = r.status().as_u16();
-    let v: Value = r.json().await.map_err(|e| e.to_string())?;
-    if s == 200 || s == 201 {
-        Ok(v)
-    } else {
-        Err(format!("{s}: {v}"))
-    }
-}
-
 type Arrivals = Arc<Mutex<HashMap<String, (Instant, bool)>>>;
 
 pub(crate) async fn bench_events(kind: &str) -> Result<()> {

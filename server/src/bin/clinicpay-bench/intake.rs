@@ -15,7 +15,8 @@ fn bill(i: usize, patients: usize) -> Value {
     })
 }
 
-async fn post(
+/// POSTs to the intake API; the answer when it is 200 or 201.
+pub(crate) async fn post(
     c: &reqwest::Client,
     base: &str,
     token: &str,
