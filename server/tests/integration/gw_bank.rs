@@ -130,6 +130,8 @@ async fn setup(merchant_id: &str) -> Env {
     }
 }
 
+static EXPIRES_AT: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+
 impl Env {
     fn payment(&self, out_trade_no: &str, amount: &str) -> CreatePayment {
         CreatePayment {
@@ -137,7 +139,9 @@ impl Env {
             amount: Money::parse(amount).unwrap(),
             subject: "门诊缴费 Outpatient".into(),
             method: PayMethod::BankCard,
-            expires_at_ms: now_ms() + 15 * 60_000,
+            // one expiry for every payment of the run: a retried create must send the same
+            // parameters, and two calls a second apart would otherwise differ in expire_time
+            expires_at_ms: *EXPIRES_AT.get_or_init(|| now_ms() + 15 * 60_000),
             notify_url: self.notify_url.clone(),
             return_url: Some(format!("{}/checkout/done", self.app.base)),
             payer_openid: None,
