@@ -213,6 +213,16 @@ impl Postings {
         ])
     }
 
+    /// Part of a paid bill returned to the payer: the income is reversed against the account
+    /// the money leaves from (the provider's clearing account, or the bank for a refund paid by
+    /// hand).
+    pub fn bill_refund(from: Account, bill_id: &BillId, amount: Money) -> Result<Postings, LedgerError> {
+        Postings::new(vec![
+            Posting { account: Account::MedicalIncome, amount, bill_id: Some(bill_id.clone()) },
+            Posting { account: from, amount: -amount, bill_id: None },
+        ])
+    }
+
     /// Unallocated money returned to the payer.
     pub fn unallocated_refund(provider: Provider, amount: Money) -> Result<Postings, LedgerError> {
         Postings::new(vec![

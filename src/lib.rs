@@ -12,6 +12,7 @@ pub mod intake;
 pub mod ledger;
 pub mod money;
 pub mod payments;
+pub mod refunds;
 pub mod time;
 pub mod views;
 pub mod webhooks;

@@ -48,6 +48,8 @@ impl EventTopic {
         match topic {
             "payment.succeeded" => Some(EventTopic::BillPaid),
             "bill.voided" => Some(EventTopic::BillVoided),
+            "bill.partially_refunded" => Some(EventTopic::BillPartiallyRefunded),
+            "bill.refunded" => Some(EventTopic::BillRefunded),
             _ => None,
         }
     }

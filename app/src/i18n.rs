@@ -153,6 +153,36 @@ pub fn error_text(code: &str, lang: Lang) -> Option<&'static str> {
         "unknown_patient" => ("患者不存在", "No such patient"),
         "bill_in_session" => ("该账单正在支付中，请先取消二维码", "The bill is being paid: cancel the QR first"),
         "bill_paid" => ("该账单已支付，请走退款", "The bill is paid: refund it instead"),
+        "bill_not_paid" => ("账单未支付，不能退款", "The bill is not paid: nothing to refund"),
+        "bill_void" => ("账单已作废，不能退款", "The bill is void: nothing to refund"),
+        "bill_fully_refunded" => ("该账单已全额退款", "The bill is fully refunded already"),
+        "refund_exceeds_paid" => ("退款金额超过可退金额", "The refund is more than what is left to refund"),
+        "unknown_line" => ("所选明细不属于该账单", "An item line is not on this bill"),
+        "repeated_line" => ("同一明细选了两次", "An item line is chosen twice"),
+        "bad_reason" => ("请选择退款原因", "Choose a refund reason"),
+        "bad_reason_text" => (
+            "请填写退款说明（“其他”必填，最多 200 字）",
+            "Write what happened (required for “other”, at most 200 characters)",
+        ),
+        "refund_pending" => {
+            ("该账单已有待审批的退款，请先审批", "This bill has a refund waiting for approval; decide it first")
+        }
+        "line_already_refunded" => ("所选明细已在其他退款中", "An item line is in another refund already"),
+        "refund_own_request" => (
+            "不能审批自己提交的退款，请由其他财务人员审批",
+            "You cannot approve your own request; another finance officer does",
+        ),
+        "refund_same_approver" => {
+            ("第二次审批须由另一位财务人员完成", "The second approval must come from another finance officer")
+        }
+        "refund_not_waiting" => {
+            ("该退款状态已变化，请刷新后查看", "The refund has changed meanwhile; reload and look again")
+        }
+        "refund_not_failed" => {
+            ("只有退款失败的申请可以重试或人工退款", "Only a failed refund is sent again or paid by hand")
+        }
+        "bad_note" => ("请填写说明（最多 200 字）", "Write a note (at most 200 characters)"),
+        "amount_mismatch" => ("所选明细合计与退款金额不符", "The item lines do not add up to the refund amount"),
         "void_needs_finance" => {
             ("金额超过收费员作废限额，请由财务作废", "Above the cashier's void limit: a finance officer voids it")
         }

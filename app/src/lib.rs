@@ -149,6 +149,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("admin/webhooks") view=pages::webhooks::WebhooksPage ssr=SsrMode::Async/>
                     <Route path=path!("admin/catalogue") view=pages::catalogue::CataloguePage ssr=SsrMode::Async/>
                     <Route path=path!("finance/deliveries") view=pages::webhooks::DeliveriesPage ssr=SsrMode::Async/>
+                    <Route path=path!("finance/refunds") view=pages::refunds::RefundsPage ssr=SsrMode::Async/>
                 </ParentRoute>
             </Routes>
         </Router>
@@ -203,7 +204,8 @@ fn Nav(user: Option<CurrentUser>) -> impl IntoView {
                 // each role its own menu: finance's pages first for finance, the counter's for
                 // cashiers (finance may also take payments; administrators see both)
                 {(role == Some(Role::Finance)).then(|| view! {
-                    <A href="/finance">{move || i18n.t("财务首页", "Finance")}</A>
+                    <A href="/finance" exact=true>{move || i18n.t("财务首页", "Finance")}</A>
+                    <A href="/finance/refunds">{move || i18n.t("退款审批", "Refunds")}</A>
                     <A href="/exceptions">{move || i18n.t("支付异常", "Exceptions")}</A>
                     <A href="/finance/deliveries">{move || i18n.t("推送日志", "Deliveries")}</A>
                     <A href="/bills">{move || i18n.t("账单", "Bills")}</A>

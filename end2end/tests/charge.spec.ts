@@ -1,5 +1,5 @@
 import { test, expect, Page, Browser, APIRequestContext } from '@playwright/test';
-import { hydrated, login, shot } from './helpers';
+import { hydrated, login, openPatient, payOnPhone, shot } from './helpers';
 import { existsSync, readFileSync } from 'node:fs';
 
 // The charge screen (C6) end to end: the cashier's browser, and a second browser context that
@@ -12,31 +12,6 @@ const SANDBOX = {
     process.env.SANDBOX_TOKEN ||
     (existsSync('../data/sandbox-control-token') ? readFileSync('../data/sandbox-control-token', 'utf8').trim() : ''),
 };
-
-async function openPatient(page: Page, mrn: string) {
-  await page.goto('/charge');
-  await hydrated(page);
-  const search = page.getByLabel('患者（姓名、病历号或扫码）');
-  await search.fill(mrn);
-  await search.press('Enter');
-  await expect(page.getByTestId('unpaid-summary')).toBeVisible();
-  await hydrated(page);
-}
-
-/** The patient's phone: opens the QR content and presses Pay. */
-async function payOnPhone(browser: Browser, page: Page, shotName?: string) {
-  const qr = page.locator('img.qr');
-  await expect(qr).toBeVisible({ timeout: 20_000 });
-  const content = await qr.getAttribute('data-qr-content');
-  expect(content).toContain('/sandbox/');
-  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, locale: 'zh-CN' });
-  const p = await phone.newPage();
-  await p.goto(content!);
-  if (shotName) await shot(p, shotName);
-  await p.getByRole('button', { name: /确认支付|立即付款|Pay/ }).first().click();
-  await expect(p.getByRole('status')).toContainText(/Paid|成功/);
-  await phone.close();
-}
 
 async function outTradeNo(page: Page): Promise<string> {
   const no = await page.getByTestId('session-panel').getAttribute('data-out-trade-no');

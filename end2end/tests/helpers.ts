@@ -1,4 +1,4 @@
-import { expect, Page } from '@playwright/test';
+import { expect, Browser, Page } from '@playwright/test';
 
 export const USERS = {
   cashier: { user: 'cashier', password: 'demo-cashier', name: '张丽' },
@@ -23,4 +23,30 @@ export async function hydrated(page: Page) {
 
 export async function shot(page: Page, name: string) {
   await page.screenshot({ path: `screenshots/${name}.png`, fullPage: true });
+}
+
+/** The charge screen with one patient found by record number. */
+export async function openPatient(page: Page, mrn: string) {
+  await page.goto('/charge');
+  await hydrated(page);
+  const search = page.getByLabel('患者（姓名、病历号或扫码）');
+  await search.fill(mrn);
+  await search.press('Enter');
+  await expect(page.getByTestId('unpaid-summary')).toBeVisible();
+  await hydrated(page);
+}
+
+/** The patient's phone: opens the QR content and presses Pay. */
+export async function payOnPhone(browser: Browser, page: Page, shotName?: string) {
+  const qr = page.locator('img.qr');
+  await expect(qr).toBeVisible({ timeout: 20_000 });
+  const content = await qr.getAttribute('data-qr-content');
+  expect(content).toContain('/sandbox/');
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, locale: 'zh-CN' });
+  const p = await phone.newPage();
+  await p.goto(content!);
+  if (shotName) await shot(p, shotName);
+  await p.getByRole('button', { name: /确认支付|立即付款|Pay/ }).first().click();
+  await expect(p.getByRole('status')).toContainText(/Paid|成功/);
+  await phone.close();
 }

@@ -73,6 +73,10 @@ pub struct Config {
     pub redrive_after_seconds: i64,
     /// Rejected provider notifications are deleted after this many days.
     pub rejected_notification_retention_days: i64,
+    /// R2: a finance officer's refund up to this many yuan needs no approval.
+    pub refund_direct_limit: String,
+    /// R2: a refund above this many yuan needs two different finance approvers.
+    pub refund_dual_limit: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -119,6 +123,8 @@ impl Default for Config {
             run_workers: true,
             redrive_after_seconds: 30,
             rejected_notification_retention_days: 30,
+            refund_direct_limit: "200.00".into(),
+            refund_dual_limit: "5000.00".into(),
         }
     }
 }
@@ -278,10 +284,30 @@ impl Config {
             self.rejected_notification_retention_days =
                 v.parse().context("CLINICPAY_REJECTED_NOTIFICATION_RETENTION_DAYS")?;
         }
+        if let Some(v) = env("CLINICPAY_REFUND_DIRECT_LIMIT") {
+            self.refund_direct_limit = v;
+        }
+        if let Some(v) = env("CLINICPAY_REFUND_DUAL_LIMIT") {
+            self.refund_dual_limit = v;
+        }
         if let Some(v) = env("CLINICPAY_MASTER_KEY_FILE") {
             self.master_key_file = Some(PathBuf::from(v));
         }
         Ok(())
+    }
+
+    /// The refund approval limits (R2), parsed as yuan amounts.
+    pub fn refund_policy(&self) -> anyhow::Result<clinicpay::refunds::RefundPolicy> {
+        let parse = |v: &str, key: &str| {
+            clinicpay::Money::parse(v.trim())
+                .ok()
+                .filter(|m| !m.is_negative())
+                .with_context(|| format!("{key} must be an amount in yuan such as 200.00"))
+        };
+        Ok(clinicpay::refunds::RefundPolicy {
+            direct_limit: parse(&self.refund_direct_limit, "refund_direct_limit")?,
+            dual_limit: parse(&self.refund_dual_limit, "refund_dual_limit")?,
+        })
     }
 
     fn validate(&self) -> anyhow::Result<()> {
@@ -291,6 +317,10 @@ impl Config {
         }
         if !(1..=self.session_ttl_minutes).contains(&self.session_idle_minutes) {
             bail!("session_idle_minutes must be between 1 and session_ttl_minutes");
+        }
+        let policy = self.refund_policy()?;
+        if policy.direct_limit > policy.dual_limit {
+            bail!("refund_direct_limit must not be above refund_dual_limit");
         }
         if !(1..=3650).contains(&self.rejected_notification_retention_days) {
             bail!("rejected_notification_retention_days must be between 1 and 3650");

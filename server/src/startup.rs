@@ -20,6 +20,7 @@ pub fn service_config(cfg: &Config) -> ServiceConfig {
         session_ttl_ms: cfg.session_ttl_minutes * 60_000,
         session_idle_ms: cfg.session_idle_minutes * 60_000,
         rejected_notification_retention_ms: cfg.rejected_notification_retention_days * clinicpay::time::DAY_MS,
+        refund_policy: cfg.refund_policy().unwrap_or_default(),
         ..ServiceConfig::default()
     }
 }

@@ -261,7 +261,7 @@ impl NewRefund {
         reason: String,
         exception_id: Option<ExceptionId>,
     ) -> NewRefund {
-        let out_refund_no = format!("RF{}", id.as_str().trim_start_matches("ref_").to_uppercase());
+        let out_refund_no = crate::refunds::refund_no(&id);
         NewRefund { id, out_refund_no, provider, channel_id, out_trade_no, total, amount, reason, exception_id }
     }
 }
@@ -291,6 +291,21 @@ pub enum OutboxPayload {
         reason: String,
         voided_by: String,
         voided_at_ms: Millis,
+    },
+    /// A refund of a bill went back to the payer (topic `bill.partially_refunded` or
+    /// `bill.refunded`, by what is left).
+    BillRefunded {
+        bill_id: crate::ids::BillId,
+        refund_id: RefundId,
+        refund_no: String,
+        amount: Money,
+        /// Everything refunded of the bill so far, this refund included.
+        refunded_total: Money,
+        reason: crate::refunds::RefundReason,
+        provider: Provider,
+        /// Paid back by hand (cash or bank transfer), not through the channel.
+        manual: bool,
+        refunded_at_ms: Millis,
     },
 }
 

@@ -14,6 +14,7 @@ pub mod exceptions;
 pub mod gateways;
 pub mod intake;
 pub mod notifications;
+pub mod refunds;
 pub mod reports;
 pub mod webhooks;
 pub mod work;
@@ -28,6 +29,7 @@ pub use exceptions::*;
 pub use gateways::*;
 pub use intake::*;
 pub use notifications::*;
+pub use refunds::*;
 pub use reports::*;
 pub use webhooks::*;
 pub use work::*;
@@ -84,6 +86,7 @@ pub trait Store:
     + ExceptionStore
     + SessionWorkStore
     + RefundStore
+    + BillRefundStore
     + OutboxStore
     + WebhookStore
     + ReportStore

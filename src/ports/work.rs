@@ -85,8 +85,6 @@ pub trait RefundStore: Send + Sync {
         now_ms: Millis,
         ids: &dyn IdGen,
     ) -> StoreResult<()>;
-    /// Our refund for a provider refund number.
-    async fn refund_by_out_no(&self, out_refund_no: &str) -> StoreResult<Option<RefundId>>;
 }
 
 /// Events written with the change they describe, for later consumers.

@@ -13,6 +13,7 @@ pub mod checkout;
 pub mod demo;
 pub mod intake;
 pub mod notify;
+pub mod refunds;
 pub mod webhooks;
 pub mod workers;
 
@@ -109,6 +110,8 @@ pub struct ServiceConfig {
     /// Rejected notifications are deleted this long after they arrived (the applied ones, and
     /// those a person must look at, stay).
     pub rejected_notification_retention_ms: Millis,
+    /// How many approvals a refund needs (R2).
+    pub refund_policy: crate::refunds::RefundPolicy,
 }
 
 impl Default for ServiceConfig {
@@ -122,6 +125,7 @@ impl Default for ServiceConfig {
             session_idle_ms: 15 * crate::time::MINUTE_MS,
             throttle: ThrottlePolicy::default(),
             rejected_notification_retention_ms: 30 * crate::time::DAY_MS,
+            refund_policy: crate::refunds::RefundPolicy::default(),
         }
     }
 }

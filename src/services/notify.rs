@@ -8,6 +8,7 @@
 use super::Services;
 use crate::checkout::apply::{ApplyResult, VerifiedPayment};
 use crate::ids::{NotificationId, OutTradeNo};
+use crate::money::Money;
 use crate::payments::{EventKind, NotificationStatus, Provider, Rejection, SessionStatus};
 use crate::ports::{
     NewNotification, NotificationResult, NotifyReply, RawNotification, RefundProgress, StoreError, StoredNotification,
@@ -243,17 +244,18 @@ impl Services {
                 }
             }
             EventKind::RefundSucceeded { out_refund_no, .. } | EventKind::RefundFailed { out_refund_no, .. } => {
-                let progress = match &event.kind {
-                    EventKind::RefundSucceeded { .. } => RefundProgress::Succeeded { provider_refund_id: None },
-                    EventKind::RefundFailed { reason, .. } => RefundProgress::Failed { error: reason.clone() },
+                let (progress, amount) = match &event.kind {
+                    EventKind::RefundSucceeded { amount, .. } => {
+                        (RefundProgress::Succeeded { provider_refund_id: None }, Some(*amount))
+                    }
+                    EventKind::RefundFailed { reason, .. } => (RefundProgress::Failed { error: reason.clone() }, None),
                     _ => unreachable!("matched above"),
                 };
-                match self
-                    .refund_reported(provider, &event.event_id, &n.id, event.kind.name(), out_refund_no, &progress, now)
-                    .await
-                {
-                    Ok(s) => {
+                let said = RefundReport { provider, out_trade_no: event.kind.out_trade_no(), out_refund_no, amount };
+                match self.refund_reported(&said, &event.event_id, &n.id, event.kind.name(), &progress, now).await {
+                    Ok((s, why)) => {
                         result.status = s;
+                        result.reason = why;
                         true
                     }
                     Err(e) => {
@@ -311,25 +313,59 @@ impl Services {
         Processed { reply: gateway.notify_reply(accepted), result, recorded }
     }
 
-    /// A provider's word on one of our refunds.
+    /// A provider's word on one of our refunds. It must name our refund, for the trade we
+    /// refunded, by the provider we asked, and (when paid) for the amount we asked: anything
+    /// else is recorded and changes nothing.
     async fn refund_reported(
         &self,
-        provider: Provider,
+        said: &RefundReport<'_>,
         event_id: &str,
         notification_id: &NotificationId,
         event_name: &str,
-        out_refund_no: &str,
         progress: &RefundProgress,
         now: Millis,
-    ) -> Result<NotificationStatus, StoreError> {
-        let fresh = self.store.record_provider_event(provider, event_id, notification_id, event_name, now).await?;
-        if let Some(id) = self.store.refund_by_out_no(out_refund_no).await? {
-            self.store.refund_progress(&id, progress, now, self.ids.as_ref()).await?;
-            Ok(if fresh { NotificationStatus::Applied } else { NotificationStatus::Duplicate })
-        } else {
-            Ok(if fresh { NotificationStatus::Ignored } else { NotificationStatus::Duplicate })
+    ) -> Result<(NotificationStatus, Option<String>), StoreError> {
+        let fresh = self.store.record_provider_event(said.provider, event_id, notification_id, event_name, now).await?;
+        let repeat = if fresh { NotificationStatus::Ignored } else { NotificationStatus::Duplicate };
+        let Some(ours) = self.store.refund_ref(said.out_refund_no).await? else {
+            return Ok((repeat, Some("unknown_refund: no refund of ours has this number".into())));
+        };
+        if let Some(m) = report_mismatch(&ours, said) {
+            tracing::warn!(
+                out_refund_no = said.out_refund_no,
+                reason = m,
+                "a refund report that does not match our refund; nothing changed"
+            );
+            return Ok((
+                repeat,
+                Some(format!("{m}: the report does not match refund {}; nothing changed", said.out_refund_no)),
+            ));
         }
+        self.store.refund_progress(&ours.id, progress, now, self.ids.as_ref()).await?;
+        Ok((if fresh { NotificationStatus::Applied } else { NotificationStatus::Duplicate }, None))
     }
+}
+
+/// Why a refund report is not about our refund as we asked for it, if it is not.
+fn report_mismatch(ours: &crate::ports::RefundRef, said: &RefundReport<'_>) -> Option<&'static str> {
+    if ours.provider != said.provider {
+        Some("provider_mismatch")
+    } else if ours.out_trade_no != said.out_trade_no {
+        Some("trade_mismatch")
+    } else if said.amount.is_some_and(|a| a != ours.amount) {
+        Some("amount_mismatch")
+    } else {
+        None
+    }
+}
+
+/// What a provider said about a refund.
+struct RefundReport<'a> {
+    provider: Provider,
+    out_trade_no: &'a str,
+    out_refund_no: &'a str,
+    /// The amount a success report names.
+    amount: Option<Money>,
 }
 
 fn headers_json(kept: &[(String, String)]) -> String {
@@ -346,5 +382,31 @@ fn new_notification(s: &StoredNotification) -> NewNotification {
         content_type: s.content_type.clone(),
         headers: s.headers.clone(),
         body: s.body.clone(),
+    }
+}
+
+#[cfg(test)]
+mod refund_report_tests {
+    use super::*;
+
+    #[test]
+    fn a_report_must_match_the_refund_we_asked_for() {
+        let ours = crate::ports::RefundRef {
+            id: crate::ids::RefundId::from_u128(7),
+            out_trade_no: "CP1".into(),
+            amount: Money::parse("10.00").unwrap(),
+            provider: Provider::WechatPay,
+        };
+        let said = |provider, trade, amount: Option<&str>| RefundReport {
+            provider,
+            out_trade_no: trade,
+            out_refund_no: "RF1",
+            amount: amount.map(|a| Money::parse(a).unwrap()),
+        };
+        assert_eq!(report_mismatch(&ours, &said(Provider::WechatPay, "CP1", Some("10.00"))), None);
+        assert_eq!(report_mismatch(&ours, &said(Provider::WechatPay, "CP1", None)), None, "a failure names no amount");
+        assert_eq!(report_mismatch(&ours, &said(Provider::WechatPay, "CP1", Some("10.01"))), Some("amount_mismatch"));
+        assert_eq!(report_mismatch(&ours, &said(Provider::WechatPay, "CP2", Some("10.00"))), Some("trade_mismatch"));
+        assert_eq!(report_mismatch(&ours, &said(Provider::Alipay, "CP1", Some("10.00"))), Some("provider_mismatch"));
     }
 }

@@ -380,6 +380,49 @@ impl Services {
                     });
                 }
             }
+            "bill.partially_refunded" | "bill.refunded" => {
+                let Ok(OutboxPayload::BillRefunded {
+                    bill_id,
+                    refund_id,
+                    refund_no,
+                    amount,
+                    refunded_total,
+                    reason,
+                    provider,
+                    manual,
+                    refunded_at_ms,
+                }) = serde_json::from_str::<OutboxPayload>(&item.payload)
+                else {
+                    return Err(ServiceError::Internal(anyhow::anyhow!("outbox {}: unreadable payload", item.id)));
+                };
+                let topic = if item.topic == "bill.refunded" {
+                    EventTopic::BillRefunded
+                } else {
+                    EventTopic::BillPartiallyRefunded
+                };
+                if let Some(b) = self.store.issued_bill_by_id(&bill_id).await? {
+                    let id = event_id(item.id.as_str(), topic, bill_id.as_str());
+                    let body = json!({
+                        "id": id,
+                        "type": topic.as_str(),
+                        "created_at": created_at,
+                        "data": {
+                            "bill": bill_json(&b),
+                            "refund": {
+                                "refund_id": refund_id.as_str(),
+                                "refund_no": refund_no,
+                                "amount": amount.plain(),
+                                "refunded_total": refunded_total.plain(),
+                                "reason": reason.as_str(),
+                                "provider": provider.as_str(),
+                                "channel": if manual { "manual" } else { "original" },
+                                "refunded_at": rfc3339_beijing(refunded_at_ms),
+                            },
+                        },
+                    });
+                    out.push(NewEvent { id, topic, aggregate_id: bill_id.to_string(), body: body.to_string() });
+                }
+            }
             _ => {}
         }
         Ok(out)

@@ -9,6 +9,7 @@
 //! | `catalogue` | departments and the catalogue kept by an administrator, CSV/XLSX import |
 //! | `charge` | the charge screen: find a patient, open, follow, cancel, refresh a payment |
 //! | `exceptions` | payment exceptions and finance's decisions |
+//! | `refunds` | refund requests on the bill page, finance's approval queue |
 //! | `payment_admin` | channels, API tokens, notifications (administrators) |
 //! | `users` | users and the audit log (administrators) |
 //! | `webhooks` | event endpoints (administrators), the delivery log and re-send (finance) |
@@ -23,6 +24,7 @@ pub mod catalogue;
 pub mod charge;
 pub mod exceptions;
 pub mod payment_admin;
+pub mod refunds;
 pub mod session;
 pub mod users;
 pub mod webhooks;
@@ -33,6 +35,7 @@ pub use catalogue::*;
 pub use charge::*;
 pub use exceptions::*;
 pub use payment_admin::*;
+pub use refunds::*;
 pub use session::*;
 pub use users::*;
 pub use webhooks::*;
@@ -115,6 +118,9 @@ pub fn server_fn_access() -> Vec<(&'static str, Access)> {
         (<CheckPayment as ServerFn>::PATH, Access::Billing),
         (<ListExceptions as ServerFn>::PATH, Access::Billing),
         (<DecideException as ServerFn>::PATH, Access::Finance),
+        (<ListRefunds as ServerFn>::PATH, Access::Billing),
+        (<RequestRefund as ServerFn>::PATH, Access::Billing),
+        (<ActOnRefund as ServerFn>::PATH, Access::Finance),
         (<ListChannels as ServerFn>::PATH, Access::Admin),
         (<TestChannel as ServerFn>::PATH, Access::Admin),
         (<SaveChannel as ServerFn>::PATH, Access::Admin),

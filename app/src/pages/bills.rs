@@ -4,6 +4,7 @@
 use crate::api::{get_bill, list_bills, BillList, VoidBill};
 use crate::components::{enc, fmt_time, Amount, BillStatusBadge, ErrorView, Loading, Pager};
 use crate::i18n::use_i18n;
+use crate::pages::refunds::BillRefunds;
 use clinicpay::billing::BillStatus;
 use clinicpay::views::{BillParams, BillQuery, BillSort};
 use leptos::prelude::*;
@@ -180,6 +181,7 @@ pub fn BillPage() -> impl IntoView {
                     Err(e) => view! { <h1>{move || i18n.t("账单", "Bill")}</h1><ErrorView err=e/> }.into_any(),
                     Ok(d) => {
                         let b = d.bill.clone();
+                        let refund_bill_id = b.id.to_string();
                         let dep = (b.department_zh.clone(), b.department_en.clone());
                         view! {
                             <h1>{move || i18n.t("账单 ", "Bill ")}{b.bill_no.clone()}</h1>
@@ -288,6 +290,7 @@ pub fn BillPage() -> impl IntoView {
                                     }.into_any()
                                 }}
                             </section>
+                            <BillRefunds bill_id=refund_bill_id status=b.status items=d.items.clone() total=b.total refunded=d.refunded/>
                         }.into_any()
                     }
                 }

@@ -2,7 +2,7 @@
 //! decision, what is owed — each a link to its page. Refunds, reconciliation, daily close,
 //! statistics and payouts join this page as they are built.
 
-use crate::api::{get_dashboard, list_deliveries};
+use crate::api::{get_dashboard, list_deliveries, list_refunds};
 use crate::components::{Amount, ErrorView, Loading};
 use crate::i18n::use_i18n;
 use crate::pages::dashboard::TakingsCard;
@@ -13,6 +13,7 @@ pub fn FinanceHomePage() -> impl IntoView {
     let i18n = use_i18n();
     let data = Resource::new(|| (), |_| get_dashboard());
     let failed = Resource::new(|| (), |_| list_deliveries(Some("failed".into()), None));
+    let refunds = Resource::new(|| (), |_| list_refunds(None, true));
     view! {
         <h1>{move || i18n.t("财务首页", "Finance")}</h1>
         <Suspense fallback=|| view! { <Loading/> }>
@@ -29,6 +30,24 @@ pub fn FinanceHomePage() -> impl IntoView {
                                     <h2>{move || i18n.t("待处理异常", "Exceptions to decide")}</h2>
                                     <p class="stat-value" data-testid="open-exceptions">{open}</p>
                                     <p class="stat-sub"><a href="/exceptions">{move || if open == 0 { i18n.t("没有待处理的异常", "Nothing to decide") } else { i18n.t("去处理", "Decide them") }}</a></p>
+                                </div>
+                                <div class="card stat">
+                                    <h2>{move || i18n.t("待审批退款", "Refunds to decide")}</h2>
+                                    <Suspense fallback=|| "…">
+                                        {move || Suspend::new(async move {
+                                            let list = refunds.await.unwrap_or_default();
+                                            let waiting = list.iter().filter(|r| r.status.awaits_approval()).count();
+                                            let failed = list.len() - waiting;
+                                            view! {
+                                                <p class="stat-value" data-testid="refunds-waiting">{waiting}</p>
+                                                <p class="stat-sub"><a href="/finance/refunds">{move || match (waiting, failed) {
+                                                    (0, 0) => i18n.t("没有待处理的退款", "Nothing to decide").to_string(),
+                                                    (_, 0) => i18n.t("去审批", "Decide them").to_string(),
+                                                    (_, f) => if i18n.is_en() { format!("{f} failed: send again or pay by hand") } else { format!("{f} 笔退款失败，需处理") },
+                                                }}</a></p>
+                                            }
+                                        })}
+                                    </Suspense>
                                 </div>
                                 <div class="card stat">
                                     <h2>{move || i18n.t("事件推送失败", "Events not delivered")}</h2>

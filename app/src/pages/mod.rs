@@ -12,4 +12,5 @@ pub mod finance;
 pub mod login;
 pub mod patients;
 pub mod receipts;
+pub mod refunds;
 pub mod webhooks;

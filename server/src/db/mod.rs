@@ -16,6 +16,7 @@
 //! | `ledger` | journal entries and postings |
 //! | `exceptions` | payment exceptions and people's decisions |
 //! | `refunds` | refunds queued at providers and their progress |
+//! | `bill_refunds` | refunds of paid bills: requests, approvals, booking what went back |
 //! | `outbox` | events for later consumers |
 //! | `leases` | claiming background work under leases (one helper), session expiry/close/sync |
 //! | `reports` | the auditor's ledger report |
@@ -26,6 +27,7 @@
 mod apply;
 mod audit;
 mod auth;
+mod bill_refunds;
 mod billing;
 mod channels;
 mod exceptions;

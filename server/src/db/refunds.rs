@@ -1,6 +1,7 @@
 //! Refunds we asked a provider for, driven by the refund worker until the provider confirms
 //! (today: automatic refunds of unallocated money and refunds decided on an exception).
 
+use super::bill_refunds::{book_bill_refund, status_for_update};
 use super::leases::{claim, Claim};
 use super::ledger::write_entries;
 use super::sql::{a, run_rows, sql, Arg, Tx};
@@ -9,10 +10,11 @@ use async_trait::async_trait;
 use clinicpay::checkout::apply::{JournalEntry, NewRefund};
 use clinicpay::checkout::{ExceptionStatus, ProviderRefundStatus};
 use clinicpay::ids::{ChannelId, ExceptionId, JournalEntryId, RefundId};
-use clinicpay::ledger::{EntryKind, Postings};
+use clinicpay::ledger::{Account, EntryKind, Postings};
 use clinicpay::money::Money;
 use clinicpay::payments::{printable_reason, Provider};
 use clinicpay::ports::{IdGen, RefundProgress, RefundStore, RefundTask, StoreError, StoreResult};
+use clinicpay::refunds::BillRefundStatus;
 use clinicpay::time::Millis;
 
 /// Submits a failed refund of `exception_id` again (same `out_refund_no`, so the provider pays
@@ -91,6 +93,7 @@ struct ProgressRow {
     #[sqlx(try_from = "i64")]
     amount_fen: Money,
     exception_id: Option<String>,
+    bill_refund_id: Option<String>,
     #[sqlx(try_from = "String")]
     status: ProviderRefundStatus,
 }
@@ -145,7 +148,7 @@ impl RefundStore for SqlStore {
         let mut tx = self.db.write().await?;
         let for_update = tx.dialect().for_update();
         let row: ProgressRow = sql(format!(
-            "SELECT provider, amount_fen, exception_id, status FROM provider_refunds WHERE id = $1{for_update}"
+            "SELECT provider, amount_fen, exception_id, bill_refund_id, status FROM provider_refunds WHERE id = $1{for_update}"
         ))
         .bind(refund_id)
         .fetch_one(&mut tx)
@@ -158,6 +161,11 @@ impl RefundStore for SqlStore {
         if !row.status.can_become(to) {
             return Ok(()); // a repeated or out-of-order report changes nothing
         }
+        let bill_refund_id = row
+            .bill_refund_id
+            .map(|e| RefundId::parse(&e))
+            .transpose()
+            .map_err(|e| super::corrupt("bill refund id", e))?;
         let exception_id = row
             .exception_id
             .map(|e| ExceptionId::parse(&e))
@@ -165,22 +173,58 @@ impl RefundStore for SqlStore {
             .map_err(|e| super::corrupt("exception id", e))?;
         match progress {
             RefundProgress::Succeeded { provider_refund_id } => {
-                let entry = JournalEntry {
-                    id: JournalEntryId::from_u128(ids.next_bits()),
-                    kind: EntryKind::UnallocatedRefund,
-                    occurred_at_ms: now_ms,
-                    ref_type: "refund",
-                    ref_id: refund_id.to_string(),
-                    memo: "refund of unallocated money".into(),
-                    postings: Postings::unallocated_refund(row.provider, row.amount_fen)
-                        .map_err(|e| StoreError::Internal(anyhow::anyhow!("{e}")))?,
+                let mut note: Option<String> = None;
+                let entry_id = match &bill_refund_id {
+                    // a refund of a bill: the bill's income goes back, the bill shows it
+                    Some(br) => match status_for_update(&mut tx, br).await? {
+                        Some(BillRefundStatus::Submitted | BillRefundStatus::Failed) => {
+                            let (_, entry_id) = book_bill_refund(
+                                &mut tx,
+                                br,
+                                Account::clearing_for(row.provider),
+                                BillRefundStatus::Succeeded,
+                                now_ms,
+                                ids,
+                            )
+                            .await?;
+                            Some(entry_id)
+                        }
+                        other => {
+                            // Paid by hand after it was reported failed, and now the provider
+                            // paid it too: the payer has the money twice. Nothing is booked
+                            // twice; finance must recover it (the refund shows this).
+                            tracing::error!(refund = %br, status = ?other, "the provider reports a refund paid that was already settled; nothing booked");
+                            note = Some("the provider paid this refund after it was settled by hand: the payer was refunded twice; recover it".into());
+                            None
+                        }
+                    },
+                    None => {
+                        let entry = JournalEntry {
+                            id: JournalEntryId::from_u128(ids.next_bits()),
+                            kind: EntryKind::UnallocatedRefund,
+                            occurred_at_ms: now_ms,
+                            ref_type: "refund",
+                            ref_id: refund_id.to_string(),
+                            memo: "refund of unallocated money".into(),
+                            postings: Postings::unallocated_refund(row.provider, row.amount_fen)
+                                .map_err(|e| StoreError::Internal(anyhow::anyhow!("{e}")))?,
+                        };
+                        write_entries(&mut tx, &[(&entry, now_ms)]).await?;
+                        Some(entry.id)
+                    }
                 };
-                write_entries(&mut tx, &[(&entry, now_ms)]).await?;
+                if let Some(n) = &note {
+                    sql("UPDATE provider_refunds SET last_error = $1 WHERE id = $2")
+                        .bind(n)
+                        .bind(refund_id)
+                        .execute(&mut tx)
+                        .await?;
+                }
                 sql("UPDATE provider_refunds SET status = $1, provider_refund_id = $2, journal_entry_id = $3, \
                      attempts = attempts + 1, lease_until = 0, updated_at = $4 WHERE id = $5")
                 .bind(ProviderRefundStatus::Succeeded)
                 .bind(provider_refund_id.as_deref())
-                .bind(&entry.id)
+                .bind(entry_id.as_ref())
                 .bind(now_ms)
                 .bind(refund_id)
                 .execute(&mut tx)
@@ -228,6 +272,14 @@ impl RefundStore for SqlStore {
                 .bind(refund_id)
                 .execute(&mut tx)
                 .await?;
+                if let Some(br) = &bill_refund_id {
+                    // finance sees it in the refund queue: send it again or pay it by hand
+                    sql("UPDATE bill_refunds SET status = 'failed', updated_at = $1 WHERE id = $2 AND status = 'submitted'")
+                        .bind(now_ms)
+                        .bind(br)
+                        .execute(&mut tx)
+                        .await?;
+                }
                 if let Some(e) = &exception_id {
                     sql("UPDATE payment_exceptions SET status = $1, resolution = $2, updated_at = $3 WHERE id = $4 AND status = $5")
                         .bind(ExceptionStatus::Open)
@@ -241,13 +293,5 @@ impl RefundStore for SqlStore {
             }
         }
         tx.commit().await
-    }
-
-    async fn refund_by_out_no(&self, out_refund_no: &str) -> StoreResult<Option<RefundId>> {
-        let id: Option<String> = sql("SELECT id FROM provider_refunds WHERE out_refund_no = $1")
-            .bind(out_refund_no)
-            .scalar_optional(&self.db)
-            .await?;
-        id.map(|i| RefundId::parse(&i)).transpose().map_err(|e| super::corrupt("refund id", e))
     }
 }

@@ -117,7 +117,7 @@ pub fn session_token(req: &Request) -> Option<String> {
 /// Paths that are not staff pages and take no staff session: provider callbacks, sandboxes,
 /// health and metrics, static files, the REST API (which has its own auth), login itself.
 fn is_machine_path(path: &str) -> bool {
-    ["/notify/", "/sandbox/", "/pkg/", "/api/v1/", "/healthz", "/readyz", "/metrics", "/favicon"]
+    ["/notify/", "/sandbox/", "/pkg/", "/api/v1/", "/api/payment/", "/healthz", "/readyz", "/metrics", "/favicon"]
         .iter()
         .any(|p| path.starts_with(p))
 }

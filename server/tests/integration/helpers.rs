@@ -95,6 +95,10 @@ impl TestDb {
         sql(text).scalar::<i64>(self.store.db()).await.unwrap()
     }
 
+    pub async fn scalar_text(&self, text: &str) -> String {
+        sql(text).scalar::<String>(self.store.db()).await.unwrap()
+    }
+
     /// Table → sorted column names.
     pub async fn schema(&self) -> std::collections::BTreeMap<String, Vec<String>> {
         let text = match self.backend {

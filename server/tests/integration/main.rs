@@ -10,6 +10,7 @@ mod hardening;
 mod helpers;
 mod http_app;
 mod intake;
+mod refunds;
 mod reliability;
 mod store_contract;
 mod upgrade;

@@ -16,6 +16,8 @@
 //!                                                     vs a read of the same API; POST → screen event
 //!   clinicpay-bench events  [--db …] [--bills N]     HIS voids → signed events at a receiver on
 //!                                                     loopback: lag p50/p99 and rate vs the voids
+//!   clinicpay-bench refunds [--db …] [--bills N]     paid bills refunded: REST request → finance
+//!                                                     approval → provider confirmation, vs a read
 //!
 //! PostgreSQL runs use `CLINICPAY_BENCH_PG_URL` (default postgres://postgres@127.0.0.1:5432/postgres)
 //! to create a fresh database.
@@ -41,6 +43,7 @@ mod flood;
 mod harness;
 mod intake;
 mod pages;
+mod refunds;
 
 use apply::*;
 use crypto::*;
@@ -49,6 +52,7 @@ use flood::*;
 use harness::*;
 use intake::*;
 use pages::*;
+use refunds::*;
 
 /// The sandbox control credential the bench gives the server it starts.
 const BENCH_SANDBOX_TOKEN: &str = "bench-sandbox-control-token-0123456789";
@@ -70,9 +74,10 @@ async fn main() -> Result<()> {
         "flood" => bench_flood(&db).await,
         "intake" => bench_intake(&db).await,
         "events" => bench_events(&db).await,
+        "refunds" => bench_refunds(&db).await,
         _ => {
             eprintln!(
-                "usage: clinicpay-bench pages|crypto|verify|apply|flood|intake|events [--db sqlite|postgres] [--sessions N] [--runs R] [--rate R]"
+                "usage: clinicpay-bench pages|crypto|verify|apply|flood|intake|events|refunds [--db sqlite|postgres] [--sessions N] [--runs R] [--rate R]"
             );
             std::process::exit(2)
         }

@@ -11,6 +11,7 @@
 
 mod checkout;
 mod intake;
+mod refunds;
 pub mod types;
 
 use super::HttpState;
@@ -154,6 +155,7 @@ pub async fn api_not_found() -> ApiError {
     security(("apiToken" = []), ("staffSession" = [])),
     tags(
         (name = "checkout", description = "Unpaid bills and checkout sessions (C1–C5, B3)"),
+        (name = "refunds", description = "Refunds of paid bills with finance approval (R1–R3), at /api/payment/refunds as the hospital's notes name them"),
         (name = "intake", description = "Patients, departments, the catalogue and bills from the HIS (B1); API tokens of scope intake only. See docs/his-integration.md.")
     )
 )]
@@ -183,7 +185,10 @@ impl utoipa::Modify for Security {
 
 /// Every REST route, each with its description.
 fn described() -> OpenApiRouter<HttpState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(checkout::routes()).merge(intake::routes())
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(checkout::routes())
+        .merge(intake::routes())
+        .merge(refunds::routes())
 }
 
 /// The OpenAPI document of the REST API (O3).
