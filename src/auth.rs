@@ -105,6 +105,10 @@ pub enum Access {
     Finance,
     /// Administrators only.
     Admin,
+    /// Those who move money: cashiers and finance officers (administrators do not; R2).
+    MoneyDesk,
+    /// Finance officers only: approving a refund is theirs alone (R2).
+    FinanceOfficer,
 }
 
 impl Access {
@@ -116,6 +120,8 @@ impl Access {
             (Access::Billing, Some(r)) => matches!(r, Role::Cashier | Role::Finance | Role::Admin),
             (Access::Finance, Some(r)) => matches!(r, Role::Finance | Role::Admin),
             (Access::Admin, Some(r)) => r == Role::Admin,
+            (Access::MoneyDesk, Some(r)) => matches!(r, Role::Cashier | Role::Finance),
+            (Access::FinanceOfficer, Some(r)) => r == Role::Finance,
         }
     }
 }
@@ -162,6 +168,11 @@ mod tests {
         assert!(Access::Finance.allows(Some(Role::Finance)));
         assert!(!Access::Admin.allows(Some(Role::Finance)));
         assert!(Access::Admin.allows(Some(Role::Admin)));
+        assert!(Access::MoneyDesk.allows(Some(Role::Cashier)) && Access::MoneyDesk.allows(Some(Role::Finance)));
+        assert!(!Access::MoneyDesk.allows(Some(Role::Admin)) && !Access::MoneyDesk.allows(None));
+        assert!(
+            Access::FinanceOfficer.allows(Some(Role::Finance)) && !Access::FinanceOfficer.allows(Some(Role::Admin))
+        );
     }
 
     #[test]

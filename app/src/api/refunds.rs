@@ -27,7 +27,7 @@ pub async fn request_refund(
     reason_text: String,
 ) -> Result<BillRefundView, AppError> {
     use clinicpay::refunds::RefundPart;
-    let user = ssr::require_user(Access::Billing)?;
+    let user = ssr::require_user(Access::MoneyDesk)?;
     let mut ls = Vec::new();
     for l in lines.split(',').map(str::trim).filter(|l| !l.is_empty()) {
         ls.push(l.parse::<i32>().map_err(|_| AppError::bad_request("unknown_line", "item line numbers only"))?);
@@ -59,7 +59,7 @@ pub async fn act_on_refund(
     seen: String,
     note: String,
 ) -> Result<BillRefundView, AppError> {
-    let user = ssr::require_user(Access::Finance)?;
+    let user = ssr::require_user(Access::FinanceOfficer)?;
     let s = ssr::services()?;
     let ip = ssr::client_ip();
     let seen = clinicpay::refunds::BillRefundStatus::parse(&seen);

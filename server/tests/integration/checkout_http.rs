@@ -398,6 +398,7 @@ async fn every_api_route_is_described_and_every_description_is_routed() {
         "bill_id" => "bill_00000000000000000000000000".to_string(),
         "session_id" => "ses_00000000000000000000000000".to_string(),
         "file" => "ses_00000000000000000000000000.png".to_string(),
+        "refund_id" => "ref_00000000000000000000000000".to_string(),
         other => panic!("a path parameter this test does not know: {other}"),
     };
     let mut operations = 0;

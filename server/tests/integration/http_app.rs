@@ -111,6 +111,26 @@ fn sample_args(app_user_id: &str) -> HashMap<&'static str, Vec<(&'static str, St
     m.insert(<ListPatients as ServerFn>::PATH, vec![]);
     m.insert(<GetPatient as ServerFn>::PATH, vec![("id", "pat_00000000000000000000000000".into())]);
     m.insert(<ListUsers as ServerFn>::PATH, vec![]);
+    m.insert(<ListRefunds as ServerFn>::PATH, vec![("queue", "true".into())]);
+    m.insert(
+        <RequestRefund as ServerFn>::PATH,
+        vec![
+            ("bill_id", "bill_00000000000000000000000000".into()),
+            ("lines", "".into()),
+            ("amount", "1.00".into()),
+            ("reason", "other".into()),
+            ("reason_text", "x".into()),
+        ],
+    );
+    m.insert(
+        <ActOnRefund as ServerFn>::PATH,
+        vec![
+            ("refund_id", "ref_00000000000000000000000000".into()),
+            ("action", "approve".into()),
+            ("seen", "requested".into()),
+            ("note", "".into()),
+        ],
+    );
     m.insert(
         <CreateUser as ServerFn>::PATH,
         vec![
