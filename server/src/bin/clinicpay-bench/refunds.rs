@@ -120,7 +120,7 @@ pub(crate) async fn bench_refunds(kind: &str) -> Result<()> {
 fn paid_query() -> clinicpay::views::BillQuery {
     clinicpay::views::BillQuery::parse(&clinicpay::views::BillParams {
         status: Some("paid".into()),
-        page_size: Some("1".into()),
+        page_size: Some("5".into()),
         ..Default::default()
     })
     .expect("a valid query")
@@ -130,7 +130,7 @@ fn paid_query() -> clinicpay::views::BillQuery {
 async fn count_succeeded(store: &Arc<dyn clinicpay::ports::Store>) -> Result<usize> {
     let q = clinicpay::views::BillQuery::parse(&clinicpay::views::BillParams {
         status: Some("partially_refunded".into()),
-        page_size: Some("1".into()),
+        page_size: Some("5".into()),
         ..Default::default()
     })
     .expect("a valid query");
