@@ -19,9 +19,32 @@ pub enum AccountKind {
     Expense,
 }
 
-/// The chart of accounts ClinicPay posts to.
+impl AccountKind {
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            AccountKind::Asset => "资产",
+            AccountKind::Liability => "负债",
+            AccountKind::Income => "收入",
+            AccountKind::Expense => "费用",
+        }
+    }
+
+    pub fn label_en(self) -> &'static str {
+        match self {
+            AccountKind::Asset => "Asset",
+            AccountKind::Liability => "Liability",
+            AccountKind::Income => "Income",
+            AccountKind::Expense => "Expense",
+        }
+    }
+}
+
+/// The chart of accounts ClinicPay posts to. Income is kept per department as an auxiliary
+/// dimension (辅助核算): each income posting names its bill, and the bill its department.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Account {
+    /// 库存现金: cash taken at the counter.
+    Cash,
     /// 银行存款
     Bank,
     /// 支付宝待清算: money Alipay holds for us until settlement.
@@ -30,6 +53,16 @@ pub enum Account {
     WechatClearing,
     /// 银行卡待清算
     BankCardClearing,
+    /// 应收医疗款: bills issued and not yet paid.
+    PatientReceivable,
+    /// 应收保险公司款: the insurers' shares the hospital advanced.
+    InsurerReceivable,
+    /// 应付退款: refunds approved and not yet paid back.
+    RefundsPayable,
+    /// 预收医疗款: patients' deposits (预交金) held.
+    DepositsHeld,
+    /// 保险公司预存款: what insurers prepaid as credit for advances.
+    InsurerCredit,
     /// 待处理收款: received but not allocated to a bill (late or duplicate payments).
     UnallocatedReceipts,
     /// 医疗收入
@@ -39,11 +72,17 @@ pub enum Account {
 }
 
 impl Account {
-    pub const ALL: [Account; 7] = [
+    pub const ALL: [Account; 13] = [
+        Account::Cash,
         Account::Bank,
         Account::AlipayClearing,
         Account::WechatClearing,
         Account::BankCardClearing,
+        Account::PatientReceivable,
+        Account::InsurerReceivable,
+        Account::RefundsPayable,
+        Account::DepositsHeld,
+        Account::InsurerCredit,
         Account::UnallocatedReceipts,
         Account::MedicalIncome,
         Account::PaymentFees,
@@ -51,10 +90,16 @@ impl Account {
 
     pub fn code(self) -> &'static str {
         match self {
+            Account::Cash => "1001",
             Account::Bank => "1002",
             Account::AlipayClearing => "1012.01",
             Account::WechatClearing => "1012.02",
             Account::BankCardClearing => "1012.03",
+            Account::PatientReceivable => "1221",
+            Account::InsurerReceivable => "1222",
+            Account::RefundsPayable => "2203",
+            Account::DepositsHeld => "2204",
+            Account::InsurerCredit => "2205",
             Account::UnallocatedReceipts => "2241",
             Account::MedicalIncome => "6001",
             Account::PaymentFees => "6603",
@@ -71,10 +116,16 @@ impl Account {
 
     pub fn kind(self) -> AccountKind {
         match self {
-            Account::Bank | Account::AlipayClearing | Account::WechatClearing | Account::BankCardClearing => {
-                AccountKind::Asset
+            Account::Cash
+            | Account::Bank
+            | Account::AlipayClearing
+            | Account::WechatClearing
+            | Account::BankCardClearing
+            | Account::PatientReceivable
+            | Account::InsurerReceivable => AccountKind::Asset,
+            Account::RefundsPayable | Account::DepositsHeld | Account::InsurerCredit | Account::UnallocatedReceipts => {
+                AccountKind::Liability
             }
-            Account::UnallocatedReceipts => AccountKind::Liability,
             Account::MedicalIncome => AccountKind::Income,
             Account::PaymentFees => AccountKind::Expense,
         }
@@ -82,10 +133,16 @@ impl Account {
 
     pub fn name_zh(self) -> &'static str {
         match self {
+            Account::Cash => "库存现金",
             Account::Bank => "银行存款",
             Account::AlipayClearing => "支付宝待清算",
             Account::WechatClearing => "微信支付待清算",
             Account::BankCardClearing => "银行卡待清算",
+            Account::PatientReceivable => "应收医疗款",
+            Account::InsurerReceivable => "应收保险公司款",
+            Account::RefundsPayable => "应付退款",
+            Account::DepositsHeld => "预收医疗款",
+            Account::InsurerCredit => "保险公司预存款",
             Account::UnallocatedReceipts => "待处理收款",
             Account::MedicalIncome => "医疗收入",
             Account::PaymentFees => "支付手续费",
@@ -94,14 +151,30 @@ impl Account {
 
     pub fn name_en(self) -> &'static str {
         match self {
+            Account::Cash => "Cash on hand",
             Account::Bank => "Bank deposits",
             Account::AlipayClearing => "Alipay clearing",
             Account::WechatClearing => "WeChat Pay clearing",
             Account::BankCardClearing => "Bank card clearing",
+            Account::PatientReceivable => "Patient receivables",
+            Account::InsurerReceivable => "Insurer receivables",
+            Account::RefundsPayable => "Refunds payable",
+            Account::DepositsHeld => "Patient deposits held",
+            Account::InsurerCredit => "Insurer prepaid credit",
             Account::UnallocatedReceipts => "Unallocated receipts",
             Account::MedicalIncome => "Medical service income",
             Account::PaymentFees => "Payment fees",
         }
+    }
+
+    /// Is this one of the providers' clearing accounts?
+    pub fn is_clearing(self) -> bool {
+        matches!(self, Account::AlipayClearing | Account::WechatClearing | Account::BankCardClearing)
+    }
+
+    /// The provider whose clearing account this is.
+    pub fn clearing_provider(self) -> Option<Provider> {
+        Provider::ALL.into_iter().find(|p| Account::clearing_for(*p) == self)
     }
 
     /// Where a provider's money sits until it settles to our bank account.
@@ -117,19 +190,35 @@ impl Account {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryKind {
-    /// A session paid: clearing ← income per bill.
+    /// A bill issued: receivable ← income (accrual: income is earned when the bill is issued).
+    BillIssued,
+    /// A bill voided before payment: the issue reversed.
+    BillVoided,
+    /// A session paid: clearing ← receivable per bill.
     Payment,
     /// Money that could not be allocated (late payment, bills already paid).
     UnallocatedReceipt,
     /// Unallocated money sent back to the payer.
     UnallocatedRefund,
-    /// A refund of a paid bill.
+    /// A refund of a paid bill approved: income ← refunds payable.
+    RefundApproved,
+    /// A refund of a paid bill paid back: refunds payable ← clearing (or bank).
     Refund,
+    /// A correction entered by finance (dated the day it is made).
+    Adjustment,
 }
 
 impl EntryKind {
-    pub const ALL: [EntryKind; 4] =
-        [EntryKind::Payment, EntryKind::UnallocatedReceipt, EntryKind::UnallocatedRefund, EntryKind::Refund];
+    pub const ALL: [EntryKind; 8] = [
+        EntryKind::BillIssued,
+        EntryKind::BillVoided,
+        EntryKind::Payment,
+        EntryKind::UnallocatedReceipt,
+        EntryKind::UnallocatedRefund,
+        EntryKind::RefundApproved,
+        EntryKind::Refund,
+        EntryKind::Adjustment,
+    ];
 
     pub fn parse(s: &str) -> Option<EntryKind> {
         EntryKind::ALL.into_iter().find(|k| k.as_str() == s)
@@ -137,10 +226,40 @@ impl EntryKind {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            EntryKind::BillIssued => "bill_issued",
+            EntryKind::BillVoided => "bill_voided",
             EntryKind::Payment => "payment",
             EntryKind::UnallocatedReceipt => "unallocated_receipt",
             EntryKind::UnallocatedRefund => "unallocated_refund",
+            EntryKind::RefundApproved => "refund_approved",
             EntryKind::Refund => "refund",
+            EntryKind::Adjustment => "adjustment",
+        }
+    }
+
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            EntryKind::BillIssued => "开单",
+            EntryKind::BillVoided => "作废",
+            EntryKind::Payment => "收款",
+            EntryKind::UnallocatedReceipt => "待处理收款",
+            EntryKind::UnallocatedRefund => "退回待处理款",
+            EntryKind::RefundApproved => "退款批准",
+            EntryKind::Refund => "退款支付",
+            EntryKind::Adjustment => "调整",
+        }
+    }
+
+    pub fn label_en(self) -> &'static str {
+        match self {
+            EntryKind::BillIssued => "Bill issued",
+            EntryKind::BillVoided => "Bill voided",
+            EntryKind::Payment => "Payment",
+            EntryKind::UnallocatedReceipt => "Unallocated receipt",
+            EntryKind::UnallocatedRefund => "Unallocated money returned",
+            EntryKind::RefundApproved => "Refund approved",
+            EntryKind::Refund => "Refund paid",
+            EntryKind::Adjustment => "Adjustment",
         }
     }
 }
@@ -213,12 +332,35 @@ impl Postings {
         ])
     }
 
-    /// Part of a paid bill returned to the payer: the income is reversed against the account
-    /// the money leaves from (the provider's clearing account, or the bank for a refund paid by
-    /// hand).
-    pub fn bill_refund(from: Account, bill_id: &BillId, amount: Money) -> Result<Postings, LedgerError> {
+    /// A bill issued: the patient owes it, the department earned it.
+    pub fn bill_issued(bill_id: &BillId, amount: Money) -> Result<Postings, LedgerError> {
+        Postings::new(vec![
+            Posting { account: Account::PatientReceivable, amount, bill_id: Some(bill_id.clone()) },
+            Posting { account: Account::MedicalIncome, amount: -amount, bill_id: Some(bill_id.clone()) },
+        ])
+    }
+
+    /// A bill voided before it was paid: its issue reversed.
+    pub fn bill_voided(bill_id: &BillId, amount: Money) -> Result<Postings, LedgerError> {
         Postings::new(vec![
             Posting { account: Account::MedicalIncome, amount, bill_id: Some(bill_id.clone()) },
+            Posting { account: Account::PatientReceivable, amount: -amount, bill_id: Some(bill_id.clone()) },
+        ])
+    }
+
+    /// Part of a paid bill approved for refund: the income is reversed and owed to the payer.
+    pub fn refund_approved(bill_id: &BillId, amount: Money) -> Result<Postings, LedgerError> {
+        Postings::new(vec![
+            Posting { account: Account::MedicalIncome, amount, bill_id: Some(bill_id.clone()) },
+            Posting { account: Account::RefundsPayable, amount: -amount, bill_id: Some(bill_id.clone()) },
+        ])
+    }
+
+    /// An approved refund paid back, from the account the money leaves (the provider's clearing
+    /// account, or the bank for a refund paid by hand).
+    pub fn bill_refund(from: Account, bill_id: &BillId, amount: Money) -> Result<Postings, LedgerError> {
+        Postings::new(vec![
+            Posting { account: Account::RefundsPayable, amount, bill_id: Some(bill_id.clone()) },
             Posting { account: from, amount: -amount, bill_id: None },
         ])
     }
@@ -246,7 +388,7 @@ mod tests {
         let p = Postings::payment(Provider::Alipay, &[(bill(1), m("320")), (bill(2), m("980")), (bill(3), m("200"))])
             .unwrap();
         assert_eq!(p.lines()[1].bill_id, Some(BillId::from_u128(1)));
-        assert_eq!(p.lines()[1].account, Account::MedicalIncome);
+        assert_eq!(p.lines()[1].account, Account::PatientReceivable);
         assert_eq!(p.lines().len(), 4);
         assert_eq!(p.lines()[0].amount, m("1500"));
         assert_eq!(Money::sum(p.lines().iter().map(|l| l.amount)).unwrap(), Money::ZERO);
@@ -264,6 +406,24 @@ mod tests {
             Postings::new(vec![Posting { account: Account::Bank, amount: m("1"), bill_id: None }]),
             Err(LedgerError::TooFewPostings)
         );
+    }
+
+    #[test]
+    fn a_bill_issued_paid_refunded_in_part_leaves_income_net_of_the_refund() {
+        let b = BillId::from_u128(7);
+        let entries = [
+            Postings::bill_issued(&b, m("300")).unwrap(),
+            Postings::payment(Provider::WechatPay, &[(PayableId::Bill(b.clone()), m("300"))]).unwrap(),
+            Postings::refund_approved(&b, m("120")).unwrap(),
+            Postings::bill_refund(Account::WechatClearing, &b, m("120")).unwrap(),
+        ];
+        let balance = |a: Account| {
+            Money::sum(entries.iter().flat_map(|e| e.lines()).filter(|l| l.account == a).map(|l| l.amount)).unwrap()
+        };
+        assert_eq!(balance(Account::PatientReceivable), Money::ZERO);
+        assert_eq!(balance(Account::RefundsPayable), Money::ZERO);
+        assert_eq!(balance(Account::MedicalIncome), m("-180"));
+        assert_eq!(balance(Account::WechatClearing), m("180"));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod billing;
+pub mod books;
 pub mod checkout;
 pub mod ids;
 pub mod intake;

@@ -153,6 +153,22 @@ pub fn error_text(code: &str, lang: Lang) -> Option<&'static str> {
         "unknown_patient" => ("患者不存在", "No such patient"),
         "bill_in_session" => ("该账单正在支付中，请先取消二维码", "The bill is being paid: cancel the QR first"),
         "bill_paid" => ("该账单已支付，请走退款", "The bill is paid: refund it instead"),
+        "day_not_over" => ("只能对已经结束的日期日结", "Only a day that has ended can be closed"),
+        "day_closed" => {
+            ("该日已日结锁定，不能再记入（请检查服务器时钟）", "That day is closed and locked (check the server clock)")
+        }
+        "day_already_closed" => ("该日已日结并锁定", "This day is closed and locked already"),
+        "day_has_differences" => (
+            "对账单与账簿不一致：请填写异常说明后再日结",
+            "The statements do not agree with our books: write an exception note to close the day",
+        ),
+        "day_figures_changed" => (
+            "页面打开后又有记账，请核对新数字后再日结",
+            "Entries were booked since the page was loaded: check the new figures",
+        ),
+        "bad_close_note" => ("说明最多 1000 个字", "The note must be at most 1000 characters"),
+        "unknown_account" => ("没有这个科目", "No such account"),
+        "bad_cursor" => ("翻页参数不正确", "Malformed page cursor"),
         "bill_not_paid" => ("账单未支付，不能退款", "The bill is not paid: nothing to refund"),
         "bill_void" => ("账单已作废，不能退款", "The bill is void: nothing to refund"),
         "bill_fully_refunded" => ("该账单已全额退款", "The bill is fully refunded already"),

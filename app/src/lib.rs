@@ -150,6 +150,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("admin/catalogue") view=pages::catalogue::CataloguePage ssr=SsrMode::Async/>
                     <Route path=path!("finance/deliveries") view=pages::webhooks::DeliveriesPage ssr=SsrMode::Async/>
                     <Route path=path!("finance/refunds") view=pages::refunds::RefundsPage ssr=SsrMode::Async/>
+                    <Route path=path!("finance/ledger") view=pages::books::LedgerPage ssr=SsrMode::Async/>
+                    <Route path=path!("finance/ledger/:code") view=pages::books::AccountPage ssr=SsrMode::Async/>
+                    <Route path=path!("finance/day-close") view=pages::books::DayClosePage ssr=SsrMode::Async/>
                 </ParentRoute>
             </Routes>
         </Router>
@@ -206,6 +209,8 @@ fn Nav(user: Option<CurrentUser>) -> impl IntoView {
                 {(role == Some(Role::Finance)).then(|| view! {
                     <A href="/finance" exact=true>{move || i18n.t("财务首页", "Finance")}</A>
                     <A href="/finance/refunds">{move || i18n.t("退款审批", "Refunds")}</A>
+                    <A href="/finance/day-close">{move || i18n.t("日结", "Day close")}</A>
+                    <A href="/finance/ledger">{move || i18n.t("账簿", "Books")}</A>
                     <A href="/exceptions">{move || i18n.t("支付异常", "Exceptions")}</A>
                     <A href="/finance/deliveries">{move || i18n.t("推送日志", "Deliveries")}</A>
                     <A href="/bills">{move || i18n.t("账单", "Bills")}</A>

@@ -99,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Verify => {
             let services = build_services(&cfg).await?;
+            let started = std::time::Instant::now();
             let report = services.store.ledger_report().await.map_err(|e| anyhow::anyhow!("{e}"))?;
             let audit = services.store.verify_audit_chain().await.map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -107,13 +108,14 @@ async fn main() -> anyhow::Result<()> {
                 audit.entries,
                 audit.broken_at.map_or("intact".to_string(), |s| format!("BROKEN at {s}"))
             );
-            let ok = report.unsealed_entries == 0
-                && report.unbalanced_entries == 0
-                && report.misallocated_sessions == 0
-                && report.bills_paid_twice == 0
-                && report.bill_payment_mismatches == 0
-                && report.clearing_matches_receipts
-                && audit.broken_at.is_none();
+            let closes = services.store.verify_close_chain().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "day closes: {} closed, chain {}",
+                closes.closes,
+                closes.broken_at.as_deref().map_or("intact".to_string(), |d| format!("BROKEN at {d}"))
+            );
+            let ok = report.consistent() && audit.broken_at.is_none() && closes.broken_at.is_none();
+            println!("checked in {} ms", started.elapsed().as_millis());
             if ok {
                 println!("the books are consistent");
                 Ok(())

@@ -17,7 +17,17 @@ pub struct RandomIds;
 
 impl IdGen for RandomIds {
     fn next_bits(&self) -> u128 {
-        let ms = chrono::Utc::now().timestamp_millis().max(0) as u128 & ((1u128 << 48) - 1);
+        IdsAt(chrono::Utc::now().timestamp_millis()).next_bits()
+    }
+}
+
+/// Ids for records booked at a given instant (bills written with their own creation time):
+/// they sort with the records booked around then.
+pub struct IdsAt(pub Millis);
+
+impl IdGen for IdsAt {
+    fn next_bits(&self) -> u128 {
+        let ms = self.0.max(0) as u128 & ((1u128 << 48) - 1);
         let mut r = [0u8; 10];
         rand::rngs::OsRng.fill_bytes(&mut r);
         let mut rnd = 0u128;

@@ -36,10 +36,10 @@ impl PayableKind {
     }
 
     /// The account a payment of this kind is credited to (the debit is the channel's clearing
-    /// account).
+    /// account): a bill's receivable, booked when it was issued.
     pub fn credit_account(self) -> Account {
         match self {
-            PayableKind::Bill => Account::MedicalIncome,
+            PayableKind::Bill => Account::PatientReceivable,
         }
     }
 

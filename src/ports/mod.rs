@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod auth;
 pub mod billing;
+pub mod books;
 pub mod channels;
 pub mod checkout;
 pub mod events;
@@ -22,6 +23,7 @@ pub mod work;
 pub use audit::*;
 pub use auth::*;
 pub use billing::*;
+pub use books::*;
 pub use channels::*;
 pub use checkout::*;
 pub use events::*;
@@ -45,6 +47,9 @@ pub enum StoreError {
     /// A uniqueness or state conflict the caller can explain to the user.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The entry would be booked inside a day finance has closed (the database refuses it).
+    #[error("the day is closed")]
+    DayClosed,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -90,6 +95,7 @@ pub trait Store:
     + OutboxStore
     + WebhookStore
     + ReportStore
+    + BooksStore
     + Send
     + Sync
 {

@@ -22,6 +22,30 @@ pub struct LedgerReport {
     pub unresolved_notifications: i64,
     /// Money received (allocated + unallocated) minus refunded equals the clearing balances.
     pub clearing_matches_receipts: bool,
+    /// The sum of every account's balance (debits minus credits): zero when the books balance.
+    pub trial_balance_fen: i64,
+    /// Bills whose receivable postings are not what they owe (their total while unpaid, else 0).
+    pub bill_receivable_mismatches: i64,
+    /// Bills whose income postings are not their total less approved refunds (0 when void).
+    pub bill_income_mismatches: i64,
+    /// Refunds payable less the refunds approved and not yet paid back: zero when they agree.
+    pub refunds_payable_difference_fen: i64,
+}
+
+impl LedgerReport {
+    /// Every invariant holds.
+    pub fn consistent(&self) -> bool {
+        self.unsealed_entries == 0
+            && self.unbalanced_entries == 0
+            && self.misallocated_sessions == 0
+            && self.bills_paid_twice == 0
+            && self.bill_payment_mismatches == 0
+            && self.clearing_matches_receipts
+            && self.trial_balance_fen == 0
+            && self.bill_receivable_mismatches == 0
+            && self.bill_income_mismatches == 0
+            && self.refunds_payable_difference_fen == 0
+    }
 }
 
 #[async_trait]

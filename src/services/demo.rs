@@ -18,6 +18,20 @@ pub const DEMO_USERS: [(&str, &str, Role, &str); 3] = [
     ("admin", "王强", Role::Admin, "demo-admin-1"),
 ];
 
+/// Ids for the demo history's bookings, time-ordered at the instant they are backdated to (so
+/// account pages list them in the order they happened).
+struct DemoIdsAt {
+    ms: i64,
+    rng: std::sync::Mutex<DemoRng>,
+}
+
+impl crate::ports::IdGen for DemoIdsAt {
+    fn next_bits(&self) -> u128 {
+        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        rng.id_bits(self.ms)
+    }
+}
+
 /// SplitMix64: small, fast, and the same on every platform.
 pub struct DemoRng(u64);
 
@@ -388,7 +402,10 @@ impl Services {
                         received_at_ms: paid_at,
                     },
                     &PaymentRules { late_policy: crate::checkout::LatePaymentPolicy::Hold },
-                    self.ids.as_ref(),
+                    &DemoIdsAt {
+                        ms: paid_at,
+                        rng: std::sync::Mutex::new(DemoRng::new((paid_at as u64) ^ ((i as u64) << 44) ^ 0xD330_1D5A)),
+                    },
                 )
                 .await?;
             if matches!(r, ApplyResult::Paid { .. }) {

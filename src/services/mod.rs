@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod batch;
 pub mod billing;
+pub mod books;
 pub mod budget;
 pub mod catalogue;
 pub mod channels;
@@ -85,6 +86,11 @@ impl From<StoreError> for ServiceError {
         match e {
             StoreError::NotFound => ServiceError::NotFound("record"),
             StoreError::Conflict(m) => ServiceError::Conflict { code: "conflict", message: m, detail: None },
+            StoreError::DayClosed => ServiceError::Conflict {
+                code: "day_closed",
+                message: "the day is closed; the clock may be behind: book it on an open day".into(),
+                detail: None,
+            },
             StoreError::Internal(e) => ServiceError::Internal(e),
         }
     }

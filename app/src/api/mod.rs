@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `session` | who is logged in |
 //! | `billing` | dashboard, bills, patients |
+//! | `books` | trial balance, account pages, the day-end close |
 //! | `bill_entry` | bills and patients entered at the counter, the catalogue, voids |
 //! | `catalogue` | departments and the catalogue kept by an administrator, CSV/XLSX import |
 //! | `charge` | the charge screen: find a patient, open, follow, cancel, refresh a payment |
@@ -20,6 +21,7 @@
 
 pub mod bill_entry;
 pub mod billing;
+pub mod books;
 pub mod catalogue;
 pub mod charge;
 pub mod exceptions;
@@ -31,6 +33,7 @@ pub mod webhooks;
 
 pub use bill_entry::*;
 pub use billing::*;
+pub use books::*;
 pub use catalogue::*;
 pub use charge::*;
 pub use exceptions::*;
@@ -121,6 +124,11 @@ pub fn server_fn_access() -> Vec<(&'static str, Access)> {
         (<ListRefunds as ServerFn>::PATH, Access::Billing),
         (<RequestRefund as ServerFn>::PATH, Access::MoneyDesk),
         (<ActOnRefund as ServerFn>::PATH, Access::FinanceOfficer),
+        (<GetTrialBalance as ServerFn>::PATH, Access::Finance),
+        (<GetAccountLedger as ServerFn>::PATH, Access::Finance),
+        (<GetDay as ServerFn>::PATH, Access::Finance),
+        (<CloseDay as ServerFn>::PATH, Access::FinanceOfficer),
+        (<ListCloses as ServerFn>::PATH, Access::Finance),
         (<ListChannels as ServerFn>::PATH, Access::Admin),
         (<TestChannel as ServerFn>::PATH, Access::Admin),
         (<SaveChannel as ServerFn>::PATH, Access::Admin),

@@ -1,8 +1,8 @@
 //! 财务首页, the finance officer's home (UI.md): today's takings by channel, what waits for a
-//! decision, what is owed — each a link to its page. Refunds, reconciliation, daily close,
+//! decision, what is owed, the last day closed — each a link to its page. Reconciliation,
 //! statistics and payouts join this page as they are built.
 
-use crate::api::{get_dashboard, list_deliveries, list_refunds};
+use crate::api::{get_dashboard, list_closes, list_deliveries, list_refunds};
 use crate::components::{Amount, ErrorView, Loading};
 use crate::i18n::use_i18n;
 use crate::pages::dashboard::TakingsCard;
@@ -14,6 +14,7 @@ pub fn FinanceHomePage() -> impl IntoView {
     let data = Resource::new(|| (), |_| get_dashboard());
     let failed = Resource::new(|| (), |_| list_deliveries(Some("failed".into()), None));
     let refunds = Resource::new(|| (), |_| list_refunds(None, true));
+    let closes = Resource::new(|| (), |_| list_closes());
     view! {
         <h1>{move || i18n.t("财务首页", "Finance")}</h1>
         <Suspense fallback=|| view! { <Loading/> }>
@@ -45,6 +46,18 @@ pub fn FinanceHomePage() -> impl IntoView {
                                                     (_, 0) => i18n.t("去审批", "Decide them").to_string(),
                                                     (_, f) => if i18n.is_en() { format!("{f} failed: send again or pay by hand") } else { format!("{f} 笔退款失败，需处理") },
                                                 }}</a></p>
+                                            }
+                                        })}
+                                    </Suspense>
+                                </div>
+                                <div class="card stat">
+                                    <h2>{move || i18n.t("日结", "Day close")}</h2>
+                                    <Suspense fallback=|| "…">
+                                        {move || Suspend::new(async move {
+                                            let last = closes.await.ok().and_then(|l| l.first().map(|c| c.day.to_string()));
+                                            view! {
+                                                <p class="stat-value small" data-testid="last-close">{last.clone().unwrap_or_else(|| "—".into())}</p>
+                                                <p class="stat-sub"><a href="/finance/day-close">{move || if last.is_some() { i18n.t("最近日结的日期 · 去日结", "Last day closed · close a day") } else { i18n.t("还没有日结 · 去日结", "No day closed yet · close one") }}</a></p>
                                             }
                                         })}
                                     </Suspense>

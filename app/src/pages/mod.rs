@@ -4,6 +4,7 @@ pub mod admin;
 pub mod admin_pay;
 pub mod bill_entry;
 pub mod bills;
+pub mod books;
 pub mod catalogue;
 pub mod charge;
 pub mod dashboard;

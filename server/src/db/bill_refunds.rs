@@ -205,6 +205,7 @@ async fn queue_provider_refund(
     );
     insert_refunds(tx, &[(&r, at_ms)]).await?;
     sql("UPDATE provider_refunds SET bill_refund_id = $1 WHERE id = $1").bind(id).execute(&mut *tx).await?;
+    super::ledger::book_refund_approved(tx, id, bill_id, amount, at_ms, &crate::runtime::RandomIds).await?;
     Ok(())
 }
 

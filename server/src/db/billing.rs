@@ -297,6 +297,15 @@ impl BillingStore for SqlStore {
             .bind(b.paid_at_ms)
             .execute(&mut tx)
             .await?;
+            if b.status != BillStatus::Void {
+                super::ledger::book_issued(
+                    &mut tx,
+                    &[(&b.id, b.total, &b.bill_no)],
+                    b.created_at_ms,
+                    &crate::runtime::IdsAt(b.created_at_ms),
+                )
+                .await?;
+            }
             for it in items {
                 sql("INSERT INTO bill_items (bill_id, line_no, category, description, quantity, unit_price_fen, amount_fen) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7)")

@@ -293,6 +293,7 @@ async fn issue_one(
         rows,
     )
     .await?;
+    super::ledger::book_issued(tx, &[(&nb.id, d.total, &bill_no)], at_ms, &crate::runtime::RandomIds).await?;
     if let Some(audit) = &nb.audit {
         append(tx, audit).await?;
     }
@@ -556,6 +557,9 @@ impl IntakeStore for SqlStore {
             .execute(&mut tx)
             .await?;
         if n == 1 {
+            let total: i64 = sql("SELECT total_fen FROM bills WHERE id = $1").bind(id).scalar(&mut tx).await?;
+            let total = Money::from_fen(total).map_err(|e| super::corrupt("bill total", e))?;
+            super::ledger::book_voided(&mut tx, id, total, reason, at_ms, &crate::runtime::RandomIds).await?;
             append(&mut tx, audit).await?;
             super::outbox::insert_events(&mut tx, &[(event, at_ms)]).await?;
             tx.commit().await?;

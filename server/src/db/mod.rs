@@ -29,6 +29,7 @@ mod audit;
 mod auth;
 mod bill_refunds;
 mod billing;
+mod books;
 mod channels;
 mod exceptions;
 mod intake;
@@ -137,6 +138,12 @@ impl SqlStore {
                 Db::postgres(pool, max)
             }
         };
+        if opts.migrate {
+            use clinicpay::ports::Clock;
+            ledger::upgrade_to_accrual(&db, &crate::runtime::RandomIds, crate::runtime::SystemClock.now_ms())
+                .await
+                .map_err(|e| anyhow::anyhow!("booking opening entries: {e}"))?;
+        }
         Ok(SqlStore { db })
     }
 

@@ -3,6 +3,7 @@
 use super::sql::sql;
 use super::SqlStore;
 use async_trait::async_trait;
+use clinicpay::ledger::Account;
 use clinicpay::ports::{LedgerReport, ReportStore, StoreResult};
 
 #[async_trait]
@@ -21,7 +22,33 @@ impl ReportStore for SqlStore {
             "SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM provider_refunds WHERE status = 'succeeded'",
         )
         .await?;
+        let trial_balance_fen: i64 = balances.iter().map(|(_, f)| f).sum();
+        let balance_of = |code: &str| balances.iter().find(|(a, _)| a == code).map_or(0, |(_, f)| *f);
+        let open_refunds = count(
+            "SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM bill_refunds WHERE status IN ('submitted', 'failed')",
+        )
+        .await?;
+        let refunds_payable_difference_fen = balance_of(Account::RefundsPayable.code()) + open_refunds;
+        let bill_receivable_mismatches = count(
+            "SELECT COUNT(*) FROM bills b LEFT JOIN (SELECT bill_id, SUM(amount_fen) AS s FROM postings \
+             WHERE account_code = '1221' AND bill_id IS NOT NULL GROUP BY bill_id) r ON r.bill_id = b.id \
+             WHERE COALESCE(r.s, 0) <> CASE WHEN b.status IN ('unpaid', 'paying') THEN b.total_fen ELSE 0 END",
+        )
+        .await?;
+        let bill_income_mismatches = count(
+            "SELECT COUNT(*) FROM bills b \
+             LEFT JOIN (SELECT bill_id, SUM(amount_fen) AS s FROM postings WHERE account_code = '6001' \
+                        AND bill_id IS NOT NULL GROUP BY bill_id) i ON i.bill_id = b.id \
+             LEFT JOIN (SELECT bill_id, SUM(amount_fen) AS s FROM bill_refunds \
+                        WHERE status IN ('submitted', 'failed', 'succeeded', 'manual') GROUP BY bill_id) f ON f.bill_id = b.id \
+             WHERE COALESCE(i.s, 0) + CASE WHEN b.status = 'void' THEN 0 ELSE b.total_fen - COALESCE(f.s, 0) END <> 0",
+        )
+        .await?;
         Ok(LedgerReport {
+            trial_balance_fen,
+            bill_receivable_mismatches,
+            bill_income_mismatches,
+            refunds_payable_difference_fen,
             journal_entries: count("SELECT COUNT(*) FROM journal_entries").await?,
             unsealed_entries: count("SELECT COUNT(*) FROM journal_entries WHERE sealed = FALSE").await?,
             unbalanced_entries: count(

@@ -23,6 +23,8 @@ pub fn map_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::RowNotFound => StoreError::NotFound,
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_string()),
+        // raised by the journal_day_locked trigger (migration 0011)
+        sqlx::Error::Database(db) if db.message().contains("the day is closed") => StoreError::DayClosed,
         _ => StoreError::Internal(anyhow::Error::new(e)),
     }
 }

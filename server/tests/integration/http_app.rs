@@ -186,6 +186,15 @@ fn sample_args(app_user_id: &str) -> HashMap<&'static str, Vec<(&'static str, St
         <ImportCatalogue as ServerFn>::PATH,
         vec![(JSON, r#"{"kind":"charge_items","file_name":"x.csv","content_base64":"Y29kZQo="}"#.into())],
     );
+    m.insert(<GetTrialBalance as ServerFn>::PATH, vec![]);
+    m.insert(<GetAccountLedger as ServerFn>::PATH, vec![("code", "1221".into())]);
+    m.insert(<GetDay as ServerFn>::PATH, vec![("day", "2024-03-01".into())]);
+    // a stale figures key: refused with a code, nothing is closed
+    m.insert(
+        <CloseDay as ServerFn>::PATH,
+        vec![("day", "2024-03-01".into()), ("key", "stale".into()), ("note", String::new())],
+    );
+    m.insert(<ListCloses as ServerFn>::PATH, vec![]);
     m.insert(<ListEndpoints as ServerFn>::PATH, vec![]);
     m.insert(
         <SaveEndpoint as ServerFn>::PATH,

@@ -1,5 +1,6 @@
 //! ClinicPay integration tests: one binary, real databases, real HTTP.
 
+mod books;
 mod checkout_http;
 mod checkout_store;
 mod counter;

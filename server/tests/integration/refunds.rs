@@ -21,7 +21,7 @@ fn m(s: &str) -> Money {
     Money::parse(s).unwrap()
 }
 
-async fn user(app: &TestApp, name: &str) -> CurrentUser {
+pub(crate) async fn user(app: &TestApp, name: &str) -> CurrentUser {
     app.services.store.user_by_username(name).await.unwrap().unwrap().current()
 }
 
@@ -76,7 +76,7 @@ async fn paid_bills(app: &TestApp, his: &His, pid: &str, ids: &[&str], provider:
 }
 
 /// A fresh app with the test limits, its database, the people, and HIS bills paid with one QR.
-async fn scene(
+pub(crate) async fn scene(
     backend: &'static str,
     bills: &[&str],
     provider: &str,
@@ -90,7 +90,7 @@ async fn scene(
     (app, db, who, ids)
 }
 
-fn ask(bill: &str, part: RefundPart, reason: &str, text: &str) -> RefundRequest {
+pub(crate) fn ask(bill: &str, part: RefundPart, reason: &str, text: &str) -> RefundRequest {
     RefundRequest {
         bill: bill.into(),
         part,
@@ -103,7 +103,7 @@ fn ask(bill: &str, part: RefundPart, reason: &str, text: &str) -> RefundRequest 
 
 /// Drives the refund worker until the refund is no longer with the provider (refunds the
 /// provider answers "processing" are confirmed by its notification or a later query).
-async fn settle(s: &Services, db: &TestDb, refund_id: &str) -> BillRefundStatus {
+pub(crate) async fn settle(s: &Services, db: &TestDb, refund_id: &str) -> BillRefundStatus {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         s.refund_step().await.unwrap();

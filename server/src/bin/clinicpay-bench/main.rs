@@ -18,6 +18,9 @@
 //!                                                     loopback: lag p50/p99 and rate vs the voids
 //!   clinicpay-bench refunds [--db …] [--bills N]     paid bills refunded: REST request → finance
 //!                                                     approval → provider confirmation, vs a read
+//!   clinicpay-bench books   [--db …] [--postings N]  the books grown to N postings (1,000,000):
+//!                                                     `clinicpay verify` vs one scan; trial balance
+//!                                                     and account pages p50 / p99
 //!
 //! PostgreSQL runs use `CLINICPAY_BENCH_PG_URL` (default postgres://postgres@127.0.0.1:5432/postgres)
 //! to create a fresh database.
@@ -37,6 +40,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod apply;
+mod books;
 mod crypto;
 mod events;
 mod flood;
@@ -46,6 +50,7 @@ mod pages;
 mod refunds;
 
 use apply::*;
+use books::*;
 use crypto::*;
 use events::*;
 use flood::*;
@@ -75,9 +80,10 @@ async fn main() -> Result<()> {
         "intake" => bench_intake(&db).await,
         "events" => bench_events(&db).await,
         "refunds" => bench_refunds(&db).await,
+        "books" => bench_books(&db).await,
         _ => {
             eprintln!(
-                "usage: clinicpay-bench pages|crypto|verify|apply|flood|intake|events|refunds [--db sqlite|postgres] [--sessions N] [--runs R] [--rate R]"
+                "usage: clinicpay-bench pages|crypto|verify|apply|flood|intake|events|refunds|books [--db sqlite|postgres] [--sessions N] [--runs R] [--rate R]"
             );
             std::process::exit(2)
         }
