@@ -13,6 +13,7 @@ pub mod intake;
 pub mod ledger;
 pub mod money;
 pub mod payments;
+pub mod receipts;
 pub mod refunds;
 pub mod time;
 pub mod views;

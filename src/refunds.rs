@@ -329,6 +329,10 @@ pub struct BillRefundView {
     pub provider: Provider,
     pub provider_txn_id: String,
     pub paid_at_ms: Millis,
+    /// The receipt of the payment refunded (F4).
+    pub receipt_no: String,
+    /// The negative (red, 冲红) receipt, once the money went back (F4).
+    pub red_receipt_no: Option<String>,
     pub bill_total: Money,
     pub bill_refunded: Money,
     pub provider_refund_id: Option<String>,

@@ -266,6 +266,9 @@ pub fn error_text(code: &str, lang: Lang) -> Option<&'static str> {
             ("这笔支付已结束（已付款、已取消或已过期）", "This payment has already ended (paid, cancelled or expired)")
         }
         "session_not_paid" => ("这笔支付尚未付款，没有收据", "This payment is not paid: there is no receipt"),
+        "refund_not_paid_back" => {
+            ("这笔退款尚未退回，没有红字收据", "This refund has not gone back yet: there is no red receipt")
+        }
         "provider_error" => (
             "支付渠道暂时无法处理，请稍后重试或换一种支付方式",
             "The provider could not do it now; try again or use another channel",

@@ -140,6 +140,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("charge") view=pages::charge::ChargePage ssr=SsrMode::Async/>
                     <Route path=path!("finance") view=pages::finance::FinanceHomePage ssr=SsrMode::Async/>
                     <Route path=path!("receipts/:id") view=pages::receipts::ReceiptPage ssr=SsrMode::Async/>
+                    <Route path=path!("receipts/refund/:id") view=pages::refunds::RedReceiptPage ssr=SsrMode::Async/>
                     <Route path=path!("exceptions") view=pages::exceptions::ExceptionsPage ssr=SsrMode::Async/>
                     <Route path=path!("admin/users") view=pages::admin::UsersPage ssr=SsrMode::Async/>
                     <Route path=path!("admin/channels") view=pages::admin_pay::ChannelsPage ssr=SsrMode::Async/>

@@ -265,7 +265,7 @@ test('keyboard only: focus on arrival, pay, F8 print view, F9 next patient; the 
   await page.goto('/bills?q=' + encodeURIComponent(billNo));
   await page.getByRole('table', { name: '账单列表' }).getByRole('link', { name: billNo }).click();
   await page.getByRole('link', { name: '补打收据' }).click();
-  await expect(page.getByRole('heading', { name: '收据（补打）' })).toBeVisible();
+  await expect(page.getByRole('heading', { name: '收据（重打 · 副本）' })).toBeVisible();
   await expect(page.getByTestId('receipt')).toContainText(billNo);
   await page.emulateMedia({ media: 'print' });
   await expect(page.getByTestId('receipt')).toBeVisible();

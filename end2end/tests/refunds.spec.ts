@@ -96,4 +96,18 @@ test('cashier asks, finance approves, the provider refunds, the bill shows parti
   await expect(page.locator('.facts').getByText('部分退款')).toBeVisible();
   await expect(page.locator('.facts')).toContainText('¥1.00');
   await shot(page, 'refund-done');
+
+  // F4: the money went back, so the refund has its red receipt, naming the receipt it reverses
+  const red = page.getByTestId('refund-row').first().getByTestId('red-receipt-link');
+  await expect(red).toContainText(/H\d{4}-\d{8}/);
+  await red.click();
+  await expect(page.getByRole('heading', { name: '红字收据（退款冲红）' })).toBeVisible();
+  await expect(page.getByTestId('red-receipt-no')).toHaveText(/^H\d{4}-\d{8}$/);
+  await expect(page.getByTestId('red-receipt-original')).toHaveText(/^R\d{4}-\d{8}$/);
+  await expect(page.getByTestId('red-receipt-amount')).toHaveText('-¥1.00');
+  await page.emulateMedia({ media: 'print' });
+  await expect(page.getByTestId('red-receipt')).toBeVisible();
+  await expect(page.locator('.topbar')).toBeHidden();
+  await page.emulateMedia({ media: 'screen' });
+  await shot(page, 'refund-red-receipt');
 });

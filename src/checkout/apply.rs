@@ -19,8 +19,10 @@ use crate::ids::{
 use crate::ledger::{EntryKind, LedgerError, Postings};
 use crate::money::Money;
 use crate::payments::{NotificationStatus, Provider, SessionStatus};
+use crate::receipts::{receipt_year, ReceiptBook, ReceiptSeries};
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// What the store knows about the session an order number names, read under its row lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -306,6 +308,12 @@ pub enum OutboxPayload {
         /// Paid back by hand (cash or bank transfer), not through the channel.
         manual: bool,
         refunded_at_ms: Millis,
+        /// The refund's negative (red) receipt (F4); absent in events written before F4.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        red_receipt_no: Option<String>,
+        /// The receipt of the payment it reverses.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        receipt_no: Option<String>,
     },
 }
 
@@ -390,6 +398,34 @@ impl Booking {
         self.event.is_none() && self.entry.is_none() && self.session_paid.is_none()
     }
 
+    /// The receipts this booking issues: one per payment, numbered in its booking year.
+    pub fn receipts_wanted(&self) -> impl Iterator<Item = (ReceiptSeries, i32)> + '_ {
+        self.payments.iter().map(|_| (ReceiptSeries::Payment, receipt_year(self.at_ms)))
+    }
+
+    /// Gives every payment its receipt number from numbers the store reserved, and tells the
+    /// outbox event the same numbers. Numbers a booking twice only if asked twice.
+    pub fn number_receipts(&mut self, book: &mut ReceiptBook) -> Result<(), ApplyError> {
+        let mut numbers = HashMap::with_capacity(self.payments.len());
+        for p in &mut self.payments {
+            let no = book
+                .take(ReceiptSeries::Payment, self.at_ms)
+                .ok_or_else(|| ApplyError::Transition(format!("no receipt number reserved for payment {}", p.id)))?;
+            p.receipt_no = no.clone();
+            numbers.insert(p.payable.to_string(), no);
+        }
+        for e in &mut self.outbox {
+            if let OutboxPayload::PaymentSucceeded { payments, .. } = &mut e.payload {
+                for x in payments {
+                    if let Some(no) = numbers.get(&x.payable_id) {
+                        x.receipt_no = no.clone();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The set-based batch writer's ordinary case: a pending session paid in full.
     pub fn is_plain_payment(&self) -> bool {
         matches!(self.result, ApplyResult::Paid { .. })
@@ -407,14 +443,6 @@ pub enum ApplyError {
     Transition(String),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
-}
-
-/// `R20261122-01JD3K8X5Q7M`: printable, unique (it ends in the payment id's random part).
-pub fn receipt_no(paid_at_ms: Millis, payment_id: &PaymentId) -> String {
-    let day = crate::time::local_date(paid_at_ms).map(|d| d.format("%Y%m%d").to_string()).unwrap_or_default();
-    let id = payment_id.as_str();
-    let tail = &id[id.len().saturating_sub(12)..];
-    format!("R{day}-{}", tail.to_uppercase())
 }
 
 /// The rules and the business settings they depend on.
@@ -569,7 +597,6 @@ impl PaymentRules {
         let mut transitions = Vec::with_capacity(allocations.len());
         for (payable, amount) in &allocations {
             let id = PaymentId::from_u128(ids());
-            let receipt = receipt_no(p.paid_at_ms, &id);
             payments.push(PaymentRecord {
                 id,
                 session_id: s.session_id.clone(),
@@ -578,7 +605,8 @@ impl PaymentRules {
                 provider: p.provider,
                 provider_txn_id: p.provider_txn_id.clone(),
                 journal_entry_id: entry_id.clone(),
-                receipt_no: receipt,
+                // numbered by the store when it writes the booking (F4: gapless per year)
+                receipt_no: String::new(),
                 paid_at_ms: p.paid_at_ms,
             });
             let from = PayableStatus::Paying;

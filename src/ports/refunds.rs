@@ -160,6 +160,8 @@ pub fn refund_event(
             provider: view.provider,
             manual,
             refunded_at_ms: at_ms,
+            red_receipt_no: view.red_receipt_no.clone(),
+            receipt_no: Some(view.receipt_no.clone()),
         },
     }
 }

@@ -30,6 +30,9 @@ pub struct LedgerReport {
     pub bill_income_mismatches: i64,
     /// Refunds payable less the refunds approved and not yet paid back: zero when they agree.
     pub refunds_payable_difference_fen: i64,
+    /// Receipt series-years (payments `R`, red receipts `H`) whose numbers are not exactly
+    /// 1, 2, …, the counter (F4): a gap, a number beyond the counter, or a year without one.
+    pub receipt_number_gaps: i64,
 }
 
 impl LedgerReport {
@@ -45,6 +48,7 @@ impl LedgerReport {
             && self.bill_receivable_mismatches == 0
             && self.bill_income_mismatches == 0
             && self.refunds_payable_difference_fen == 0
+            && self.receipt_number_gaps == 0
     }
 }
 

@@ -391,6 +391,8 @@ impl Services {
                     provider,
                     manual,
                     refunded_at_ms,
+                    red_receipt_no,
+                    receipt_no,
                 }) = serde_json::from_str::<OutboxPayload>(&item.payload)
                 else {
                     return Err(ServiceError::Internal(anyhow::anyhow!("outbox {}: unreadable payload", item.id)));
@@ -417,6 +419,8 @@ impl Services {
                                 "provider": provider.as_str(),
                                 "channel": if manual { "manual" } else { "original" },
                                 "refunded_at": rfc3339_beijing(refunded_at_ms),
+                                "red_receipt_no": red_receipt_no,
+                                "original_receipt_no": receipt_no,
                             },
                         },
                     });

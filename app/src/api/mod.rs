@@ -122,6 +122,7 @@ pub fn server_fn_access() -> Vec<(&'static str, Access)> {
         (<ListExceptions as ServerFn>::PATH, Access::Billing),
         (<DecideException as ServerFn>::PATH, Access::Finance),
         (<ListRefunds as ServerFn>::PATH, Access::Billing),
+        (<GetRefund as ServerFn>::PATH, Access::Billing),
         (<RequestRefund as ServerFn>::PATH, Access::MoneyDesk),
         (<ActOnRefund as ServerFn>::PATH, Access::FinanceOfficer),
         (<GetTrialBalance as ServerFn>::PATH, Access::Finance),

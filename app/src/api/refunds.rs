@@ -17,6 +17,13 @@ pub async fn list_refunds(bill_id: Option<String>, queue: bool) -> Result<Vec<Bi
     Ok(ssr::services()?.refunds(&user, bill_id.as_deref(), statuses, 200).await?)
 }
 
+/// One refund, with its receipts (the red receipt page).
+#[server(prefix = "/api/fn", endpoint = "refund")]
+pub async fn get_refund(id: String) -> Result<BillRefundView, AppError> {
+    let user = ssr::require_user(Access::Billing)?;
+    Ok(ssr::services()?.refund(&user, &id).await?)
+}
+
 /// Asks for a refund: whole item lines (`lines`: "1,3"), or an amount in yuan.
 #[server(prefix = "/api/fn", endpoint = "refunds/request")]
 pub async fn request_refund(

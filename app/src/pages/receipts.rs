@@ -51,7 +51,8 @@ pub fn ReceiptPage() -> impl IntoView {
     }
 }
 
-fn print() {
+/// The browser's print dialog (receipts print on their own: see the print stylesheet).
+pub(crate) fn print() {
     #[cfg(feature = "hydrate")]
     if let Some(w) = web_sys::window() {
         let _ = w.print();

@@ -2,16 +2,16 @@
 //! bill's refund history, and finance's queue — waiting requests with the payment's story beside
 //! them, approve or reject; failed refunds sent again or paid back by hand.
 
-use crate::api::{list_refunds, ActOnRefund, RequestRefund};
+use crate::api::{get_refund, list_refunds, ActOnRefund, RequestRefund};
 use crate::components::{fmt_time, Amount, ErrorView, Loading};
 use crate::i18n::{error_text, use_i18n, I18n};
 use clinicpay::billing::{BillItem, BillStatus};
 use clinicpay::money::Money;
 use clinicpay::refunds::{BillRefundStatus, BillRefundView, RefundReason};
 use leptos::prelude::*;
-use leptos_router::hooks::use_query_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
-fn error_line(i18n: I18n, e: &crate::error::AppError) -> String {
+pub(crate) fn error_line(i18n: I18n, e: &crate::error::AppError) -> String {
     let text = error_text(&e.code, i18n.lang.get()).map(str::to_string).unwrap_or_else(|| e.message.clone());
     format!("{text} [{}]", e.code)
 }
@@ -231,6 +231,13 @@ fn RefundTable(
                             {(r.status == BillRefundStatus::Approved).then(|| view! { <div class="sub">{move || i18n.t("需第二人审批", "needs a second approver")}</div> })}
                             {r.last_error.clone().filter(|_| matches!(r.status, BillRefundStatus::Failed | BillRefundStatus::Manual)).map(|e| view! { <div class="sub error-text">{e}</div> })}
                             {r.decision_note.clone().filter(|n| !n.is_empty()).map(|n| view! { <div class="sub">{n}</div> })}
+                            {r.red_receipt_no.clone().map(|no| view! {
+                                <div class="sub">
+                                    <a href=format!("/receipts/refund/{}", r.id) data-testid="red-receipt-link">
+                                        {move || i18n.t("红字收据 ", "Red receipt ")}<code>{no.clone()}</code>
+                                    </a>
+                                </div>
+                            })}
                         </td>
                         {queue.then(|| act.map(|act| view! { <td><RefundActions r=r2 act=act/></td> }))}
                     </tr> }
@@ -325,5 +332,70 @@ pub fn RefundsPage() -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+/// The negative (red, 冲红) receipt of a refund that went back (F4): its own number, the
+/// receipt it reverses, the amount as a negative figure. Prints like a payment's receipt.
+#[component]
+pub fn RedReceiptPage() -> impl IntoView {
+    let i18n = use_i18n();
+    let params = use_params_map();
+    let id = Memo::new(move |_| params.with(|p| p.get("id")).unwrap_or_default());
+    let data = Resource::new(move || id.get(), get_refund);
+    view! {
+        <div class="receipt-page">
+            <Suspense fallback=|| view! { <Loading/> }>
+                {move || Suspend::new(async move {
+                    match data.await {
+                        Err(e) => view! { <h1>{move || i18n.t("红字收据", "Red receipt")}</h1><ErrorView err=e/> }.into_any(),
+                        Ok(r) if r.red_receipt_no.is_none() => {
+                            let err = crate::error::AppError {
+                                status: 409,
+                                code: "refund_not_paid_back".into(),
+                                message: format!("refund {} is {}: no money went back yet, so there is no red receipt", r.refund_no, r.status.as_str()),
+                                detail: None,
+                            };
+                            view! { <h1>{move || i18n.t("红字收据", "Red receipt")}</h1><ErrorView err/> }.into_any()
+                        }
+                        Ok(r) => {
+                            let provider = r.provider;
+                            let reason = r.reason;
+                            let back = format!("/bills/{}", r.bill_id);
+                            let when = r.refunded_at_ms.map(clinicpay::time::fmt_second).unwrap_or_default();
+                            let manual = r.status == BillRefundStatus::Manual;
+                            let minus = format!("-{}", r.amount.display());
+                            view! {
+                                <div class="receipt receipt-red" data-testid="red-receipt">
+                                    <h2 class="paid-title">{move || i18n.t("红字收据（退款冲红）", "Red receipt (refund)")}</h2>
+                                    <p class="receipt-head">{format!("ClinicPay · {} · {}", r.patient_name, r.bill_no)}</p>
+                                    <table class="table">
+                                        <tbody>
+                                            <tr><th scope="row">{move || i18n.t("红字收据号", "Red receipt no.")}</th>
+                                                <td><code data-testid="red-receipt-no">{r.red_receipt_no.clone().unwrap_or_default()}</code></td></tr>
+                                            <tr><th scope="row">{move || i18n.t("原收据号", "Original receipt no.")}</th>
+                                                <td><code data-testid="red-receipt-original">{r.receipt_no.clone()}</code></td></tr>
+                                            <tr><th scope="row">{move || i18n.t("退款单号", "Refund no.")}</th><td><code>{r.refund_no.clone()}</code></td></tr>
+                                            <tr><th scope="row">{move || i18n.t("退款金额", "Refunded")}</th>
+                                                <td class="amount-negative" data-testid="red-receipt-amount">{minus}</td></tr>
+                                            <tr><th scope="row">{move || i18n.t("原因", "Reason")}</th><td>{move || reason_label(reason, i18n.is_en())}</td></tr>
+                                        </tbody>
+                                    </table>
+                                    <p class="receipt-meta">{move || format!("{} · {} · {}",
+                                        if manual { i18n.t("人工退款", "paid back by hand").to_string() } else if i18n.is_en() { provider.label_en().to_string() } else { provider.label_zh().to_string() },
+                                        when, r.provider_txn_id)}</p>
+                                </div>
+                                <div class="qr-actions no-print">
+                                    <button type="button" class="btn btn-primary" on:click=move |_| super::receipts::print()>
+                                        {move || i18n.t("打印红字收据", "Print red receipt")}
+                                    </button>
+                                    <a class="btn" href=back>{move || i18n.t("返回账单", "Back to the bill")}</a>
+                                </div>
+                            }.into_any()
+                        }
+                    }
+                })}
+            </Suspense>
+        </div>
     }
 }

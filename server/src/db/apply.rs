@@ -161,10 +161,12 @@ pub(crate) async fn apply_payments(
     }
     if !bookings.is_empty() {
         let mut sp = tx.savepoint().await?;
-        let written = {
+        let written = async {
+            number_receipts(&mut sp, bookings.iter_mut().map(|(_, b)| b).collect()).await?;
             let refs: Vec<&Booking> = bookings.iter().map(|(_, b)| b).collect();
             write_bookings(&mut sp, &refs).await
-        };
+        }
+        .await;
         match written {
             Ok(()) => {
                 sp.commit().await?;
@@ -202,8 +204,9 @@ async fn apply_alone(
     let mut sp = tx.savepoint().await?;
     let outcome = async {
         let mut state = read_state(&mut sp, &[p]).await?;
-        let b = decide(&mut state, p, rules, ids)?;
+        let mut b = decide(&mut state, p, rules, ids)?;
         if !b.is_empty() {
+            number_receipts(&mut sp, vec![&mut b]).await?;
             write_bookings(&mut sp, &[&b]).await?;
         }
         Ok::<_, StoreError>(b.result)
@@ -219,6 +222,20 @@ async fn apply_alone(
             Err(e)
         }
     }
+}
+
+/// Numbers the receipts of bookings about to be written (F4): the numbers are reserved in this
+/// transaction, so a write that fails and rolls back gives them back.
+async fn number_receipts(tx: &mut Tx<'_>, bs: Vec<&mut Booking>) -> StoreResult<()> {
+    let wanted: Vec<_> = bs.iter().flat_map(|b| b.receipts_wanted()).collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let mut book = super::receipts::reserve(tx, wanted).await?;
+    for b in bs {
+        b.number_receipts(&mut book).map_err(|e| StoreError::Internal(anyhow::anyhow!("{e}")))?;
+    }
+    Ok(())
 }
 
 /// Writes bookings, one statement per table for all of them. A compare-and-set that does not

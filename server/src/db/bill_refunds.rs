@@ -19,13 +19,14 @@ use clinicpay::ports::{
     refund_event, ActionRefusal, AuditInput, BillRefundStore, IdGen, NewBillRefund, RefundDecision, RefundFilter,
     RefundRef, RequestOutcome, RequestRefusal, Step, StoreError, StoreResult,
 };
+use clinicpay::receipts::{receipt_number, receipt_year, ReceiptSeries};
 use clinicpay::refunds::{refundable, BillRefundStatus, BillRefundView, RefundReason, RefundRefusal};
 use clinicpay::time::Millis;
 use std::collections::HashMap;
 
 const VIEW_SELECT: &str = "SELECT r.id, r.refund_no, r.bill_id, b.bill_no, p.name AS patient_name, r.amount_fen, \
      r.reason_code, r.reason_text, r.status, r.approvals_needed, r.requested_by_name, r.approved_by_name, \
-     r.second_approved_by_name, r.decision_note, y.provider, y.provider_txn_id, y.paid_at, b.total_fen, b.refunded_fen, \
+     r.second_approved_by_name, r.decision_note, y.provider, y.provider_txn_id, y.paid_at, y.receipt_no, r.red_receipt_no, b.total_fen, b.refunded_fen, \
      pr.provider_refund_id, pr.last_error, r.created_at, r.updated_at, r.refunded_at \
      FROM bill_refunds r JOIN bills b ON b.id = r.bill_id JOIN patients p ON p.id = b.patient_id \
      JOIN payments y ON y.id = r.payment_id LEFT JOIN provider_refunds pr ON pr.bill_refund_id = r.id";
@@ -55,6 +56,8 @@ struct ViewRow {
     provider: Provider,
     provider_txn_id: String,
     paid_at: i64,
+    receipt_no: String,
+    red_receipt_no: Option<String>,
     #[sqlx(try_from = "i64")]
     total_fen: Money,
     #[sqlx(try_from = "i64")]
@@ -87,6 +90,8 @@ impl ViewRow {
             provider: self.provider,
             provider_txn_id: self.provider_txn_id,
             paid_at_ms: self.paid_at,
+            receipt_no: self.receipt_no,
+            red_receipt_no: self.red_receipt_no,
             bill_total: self.total_fen,
             bill_refunded: self.refunded_fen,
             provider_refund_id: self.provider_refund_id,
@@ -253,11 +258,17 @@ pub(crate) async fn book_bill_refund(
             st.bill_id
         )));
     }
-    sql("UPDATE bill_refunds SET status = $1, refunded_at = $2, journal_entry_id = $3, updated_at = $2 WHERE id = $4")
+    // F4: the money went back, so the refund gets its red receipt, numbered in this transaction
+    let year = receipt_year(now_ms);
+    let no = super::receipts::take(tx, ReceiptSeries::Refund, year, 1).await?;
+    let red = receipt_number(ReceiptSeries::Refund, year, no);
+    sql("UPDATE bill_refunds SET status = $1, refunded_at = $2, journal_entry_id = $3, updated_at = $2, red_receipt_no = $5 \
+         WHERE id = $4")
         .bind(to.as_str())
         .bind(now_ms)
         .bind(&entry.id)
         .bind(id)
+        .bind(red)
         .execute(&mut *tx)
         .await?;
     let view = view_in(tx, id).await?.ok_or(StoreError::NotFound)?;

@@ -37,6 +37,7 @@ mod leases;
 mod ledger;
 mod notifications;
 mod outbox;
+mod receipts;
 mod refunds;
 mod reports;
 mod sessions;

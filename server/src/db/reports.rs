@@ -72,6 +72,22 @@ impl ReportStore for SqlStore {
             )
             .await?,
             unresolved_notifications: count("SELECT COUNT(*) FROM notifications WHERE status = 'received'").await?,
+            // numbers are unique (constraints), so count = last = max means exactly 1..=last
+            receipt_number_gaps: count(
+                "SELECT (SELECT COUNT(*) FROM receipt_counters c WHERE c.series = 'R' AND \
+                   (c.last_no <> (SELECT COUNT(*) FROM payments p WHERE p.receipt_no LIKE 'R' || CAST(c.year AS TEXT) || '-%') \
+                    OR c.last_no <> (SELECT COALESCE(MAX(CAST(SUBSTR(p.receipt_no, 7) AS BIGINT)), 0) FROM payments p \
+                                     WHERE p.receipt_no LIKE 'R' || CAST(c.year AS TEXT) || '-%'))) \
+                 + (SELECT COUNT(*) FROM receipt_counters c WHERE c.series = 'H' AND \
+                   (c.last_no <> (SELECT COUNT(*) FROM bill_refunds r WHERE r.red_receipt_no LIKE 'H' || CAST(c.year AS TEXT) || '-%') \
+                    OR c.last_no <> (SELECT COALESCE(MAX(CAST(SUBSTR(r.red_receipt_no, 7) AS BIGINT)), 0) FROM bill_refunds r \
+                                     WHERE r.red_receipt_no LIKE 'H' || CAST(c.year AS TEXT) || '-%'))) \
+                 + (SELECT COUNT(*) FROM payments p WHERE p.receipt_no LIKE 'R____-%' AND NOT EXISTS \
+                   (SELECT 1 FROM receipt_counters c WHERE c.series = 'R' AND p.receipt_no LIKE 'R' || CAST(c.year AS TEXT) || '-%')) \
+                 + (SELECT COUNT(*) FROM bill_refunds r WHERE r.red_receipt_no IS NOT NULL AND NOT EXISTS \
+                   (SELECT 1 FROM receipt_counters c WHERE c.series = 'H' AND r.red_receipt_no LIKE 'H' || CAST(c.year AS TEXT) || '-%'))",
+            )
+            .await?,
             clearing_matches_receipts: clearing == received - refunded,
             balances,
         })

@@ -112,6 +112,7 @@ fn sample_args(app_user_id: &str) -> HashMap<&'static str, Vec<(&'static str, St
     m.insert(<GetPatient as ServerFn>::PATH, vec![("id", "pat_00000000000000000000000000".into())]);
     m.insert(<ListUsers as ServerFn>::PATH, vec![]);
     m.insert(<ListRefunds as ServerFn>::PATH, vec![("queue", "true".into())]);
+    m.insert(<GetRefund as ServerFn>::PATH, vec![("id", "ref_00000000000000000000000000".into())]);
     m.insert(
         <RequestRefund as ServerFn>::PATH,
         vec![

@@ -11,6 +11,7 @@ mod hardening;
 mod helpers;
 mod http_app;
 mod intake;
+mod receipts;
 mod refunds;
 mod reliability;
 mod store_contract;

@@ -291,7 +291,7 @@ pub fn Receipt(session: SessionView, reprint: bool) -> impl IntoView {
     let out_trade_no = session.out_trade_no.to_string();
     view! {
         <div class="receipt" data-testid="receipt">
-            <h2 class="paid-title">{move || if reprint { i18n.t("收据（补打）", "Receipt (reprint)") } else { i18n.t("支付成功", "Paid") }}</h2>
+            <h2 class="paid-title">{move || if reprint { i18n.t("收据（重打 · 副本）", "Receipt (reprint · copy)") } else { i18n.t("支付成功", "Paid") }}</h2>
             <p class="receipt-head">{move || format!("ClinicPay · {} · {} {}", patient, i18n.t("病历号", "MRN"), mrn)}</p>
             <table class="table">
                 <thead><tr>

@@ -68,6 +68,10 @@ pub struct Refund {
     pub last_error: Option<String>,
     pub created_at: String,
     pub refunded_at: Option<String>,
+    /// The receipt of the payment refunded (`R<year>-<8 digits>`).
+    pub receipt_no: String,
+    /// The refund's negative (red) receipt once the money went back (`H<year>-<8 digits>`).
+    pub red_receipt_no: Option<String>,
 }
 
 impl From<&BillRefundView> for Refund {
@@ -92,6 +96,8 @@ impl From<&BillRefundView> for Refund {
             last_error: v.last_error.clone(),
             created_at: rfc3339_beijing(v.created_at_ms),
             refunded_at: v.refunded_at_ms.map(rfc3339_beijing),
+            receipt_no: v.receipt_no.clone(),
+            red_receipt_no: v.red_receipt_no.clone(),
         }
     }
 }
