@@ -140,6 +140,7 @@ typed_id!(ApiTokenId, "tok", "API token");
 typed_id!(OutboxId, "obx", "outbox event");
 typed_id!(WebhookEndpointId, "whk", "event endpoint");
 typed_id!(DeliveryId, "dlv", "event delivery");
+typed_id!(ShiftId, "sft", "cashier shift");
 
 /// Our order number at a provider (`out_trade_no`): `CP` + 26 upper-case base32 characters.
 /// 28 characters of `[0-9A-Z]`, valid for Alipay (≤ 64, letters/digits/underscore), WeChat Pay

@@ -15,6 +15,7 @@ pub mod money;
 pub mod payments;
 pub mod receipts;
 pub mod refunds;
+pub mod shifts;
 pub mod time;
 pub mod views;
 pub mod webhooks;

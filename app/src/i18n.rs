@@ -167,6 +167,26 @@ pub fn error_text(code: &str, lang: Lang) -> Option<&'static str> {
             "Entries were booked since the page was loaded: check the new figures",
         ),
         "bad_close_note" => ("说明最多 1000 个字", "The note must be at most 1000 characters"),
+        "bad_float" => {
+            ("备用金须为 0 至 10,000,000 元之间的金额", "The float must be an amount between ¥0 and ¥10,000,000")
+        }
+        "bad_counted_cash" => (
+            "实点现金须为 0 至 10,000,000 元之间的金额",
+            "The cash counted must be an amount between ¥0 and ¥10,000,000",
+        ),
+        "bad_shift_id" => ("不是有效的班次编号", "Not a shift id"),
+        "shift_already_open" => ("您已有未交班的班次，请先交班", "You have an open shift already: hand it over first"),
+        "shift_not_open" => ("该班次已交班", "This shift is closed already"),
+        "shift_not_yours" => ("只有开班的收费员本人可以交班", "Only the cashier who opened a shift closes it"),
+        "shift_not_closed" => ("只能确认已交班的班次", "Only a shift that was handed over can be confirmed"),
+        "shift_own_confirm" => (
+            "交班须由下一位收费员或财务确认，不能自己确认",
+            "The next cashier or finance confirms a handover, not the cashier who closed it",
+        ),
+        "shift_difference_needs_note" => (
+            "实点现金与应有现金不符，请填写说明",
+            "The cash counted differs from the cash expected: say why in the note",
+        ),
         "unknown_account" => ("没有这个科目", "No such account"),
         "bad_cursor" => ("翻页参数不正确", "Malformed page cursor"),
         "bill_not_paid" => ("账单未支付，不能退款", "The bill is not paid: nothing to refund"),

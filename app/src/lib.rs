@@ -141,6 +141,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("finance") view=pages::finance::FinanceHomePage ssr=SsrMode::Async/>
                     <Route path=path!("receipts/:id") view=pages::receipts::ReceiptPage ssr=SsrMode::Async/>
                     <Route path=path!("receipts/refund/:id") view=pages::refunds::RedReceiptPage ssr=SsrMode::Async/>
+                    <Route path=path!("shifts") view=pages::shifts::ShiftsPage ssr=SsrMode::Async/>
+                    <Route path=path!("shifts/:id") view=pages::shifts::ShiftSheetPage ssr=SsrMode::Async/>
                     <Route path=path!("exceptions") view=pages::exceptions::ExceptionsPage ssr=SsrMode::Async/>
                     <Route path=path!("admin/users") view=pages::admin::UsersPage ssr=SsrMode::Async/>
                     <Route path=path!("admin/channels") view=pages::admin_pay::ChannelsPage ssr=SsrMode::Async/>
@@ -211,6 +213,7 @@ fn Nav(user: Option<CurrentUser>) -> impl IntoView {
                     <A href="/finance" exact=true>{move || i18n.t("财务首页", "Finance")}</A>
                     <A href="/finance/refunds">{move || i18n.t("退款审批", "Refunds")}</A>
                     <A href="/finance/day-close">{move || i18n.t("日结", "Day close")}</A>
+                    <A href="/shifts">{move || i18n.t("交班", "Shifts")}</A>
                     <A href="/finance/ledger">{move || i18n.t("账簿", "Books")}</A>
                     <A href="/exceptions">{move || i18n.t("支付异常", "Exceptions")}</A>
                     <A href="/finance/deliveries">{move || i18n.t("推送日志", "Deliveries")}</A>
@@ -225,6 +228,7 @@ fn Nav(user: Option<CurrentUser>) -> impl IntoView {
                     <A href="/bills" exact=true>{move || i18n.t("账单", "Bills")}</A>
                     <A href="/patients">{move || i18n.t("患者", "Patients")}</A>
                     <A href="/exceptions">{move || i18n.t("支付异常", "Exceptions")}</A>
+                    <A href="/shifts">{move || i18n.t("交班", "Shifts")}</A>
                 })}
                 {(role == Some(Role::Admin)).then(|| view! {
                     <A href="/finance">{move || i18n.t("财务首页", "Finance")}</A>

@@ -50,3 +50,26 @@ export async function payOnPhone(browser: Browser, page: Page, shotName?: string
   await expect(p.getByRole('status')).toContainText(/Paid|成功/);
   await phone.close();
 }
+
+/** A demo patient with unpaid bills, from the first of these patient-list pages that has one;
+ *  pays them all with Alipay at the counter. Returns the record number. */
+export async function payPatientWithAlipay(browser: Browser, page: Page, pages: number[]): Promise<string> {
+  let mrn = '';
+  for (const n of pages) {
+    await page.goto('/patients?page=' + n);
+    const rows = page.getByRole('table', { name: '患者列表' }).locator('tbody tr');
+    await expect(rows.first()).toBeVisible();
+    for (let i = 0; i < (await rows.count()) && !mrn; i++) {
+      const cells = rows.nth(i).locator('td');
+      if (Number((await cells.nth(4).innerText()).trim()) >= 1) mrn = (await cells.nth(0).innerText()).trim();
+    }
+    if (mrn) break;
+  }
+  expect(mrn).not.toBe('');
+  await openPatient(page, mrn);
+  await page.getByLabel('支付宝').check();
+  await page.getByRole('button', { name: /扫码支付/ }).click();
+  await payOnPhone(browser, page);
+  await expect(page.getByRole('heading', { name: '支付成功' })).toBeVisible({ timeout: 20_000 });
+  return mrn;
+}

@@ -17,6 +17,7 @@ pub mod intake;
 pub mod notifications;
 pub mod refunds;
 pub mod reports;
+pub mod shifts;
 pub mod webhooks;
 pub mod work;
 
@@ -33,6 +34,7 @@ pub use intake::*;
 pub use notifications::*;
 pub use refunds::*;
 pub use reports::*;
+pub use shifts::*;
 pub use webhooks::*;
 pub use work::*;
 
@@ -96,6 +98,7 @@ pub trait Store:
     + WebhookStore
     + ReportStore
     + BooksStore
+    + ShiftStore
     + Send
     + Sync
 {

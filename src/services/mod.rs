@@ -15,6 +15,7 @@ pub mod demo;
 pub mod intake;
 pub mod notify;
 pub mod refunds;
+pub mod shifts;
 pub mod webhooks;
 pub mod workers;
 

@@ -28,6 +28,7 @@ pub mod exceptions;
 pub mod payment_admin;
 pub mod refunds;
 pub mod session;
+pub mod shifts;
 pub mod users;
 pub mod webhooks;
 
@@ -40,6 +41,7 @@ pub use exceptions::*;
 pub use payment_admin::*;
 pub use refunds::*;
 pub use session::*;
+pub use shifts::*;
 pub use users::*;
 pub use webhooks::*;
 
@@ -123,6 +125,11 @@ pub fn server_fn_access() -> Vec<(&'static str, Access)> {
         (<DecideException as ServerFn>::PATH, Access::Finance),
         (<ListRefunds as ServerFn>::PATH, Access::Billing),
         (<GetRefund as ServerFn>::PATH, Access::Billing),
+        (<GetShiftBoard as ServerFn>::PATH, Access::Billing),
+        (<GetShift as ServerFn>::PATH, Access::Billing),
+        (<OpenShift as ServerFn>::PATH, Access::MoneyDesk),
+        (<CloseShift as ServerFn>::PATH, Access::MoneyDesk),
+        (<ConfirmShift as ServerFn>::PATH, Access::MoneyDesk),
         (<RequestRefund as ServerFn>::PATH, Access::MoneyDesk),
         (<ActOnRefund as ServerFn>::PATH, Access::FinanceOfficer),
         (<GetTrialBalance as ServerFn>::PATH, Access::Finance),

@@ -14,4 +14,5 @@ pub mod login;
 pub mod patients;
 pub mod receipts;
 pub mod refunds;
+pub mod shifts;
 pub mod webhooks;

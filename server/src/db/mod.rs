@@ -41,6 +41,7 @@ mod receipts;
 mod refunds;
 mod reports;
 mod sessions;
+mod shifts;
 pub mod sql;
 mod webhooks;
 

@@ -113,6 +113,14 @@ fn sample_args(app_user_id: &str) -> HashMap<&'static str, Vec<(&'static str, St
     m.insert(<ListUsers as ServerFn>::PATH, vec![]);
     m.insert(<ListRefunds as ServerFn>::PATH, vec![("queue", "true".into())]);
     m.insert(<GetRefund as ServerFn>::PATH, vec![("id", "ref_00000000000000000000000000".into())]);
+    m.insert(<GetShiftBoard as ServerFn>::PATH, vec![]);
+    m.insert(<GetShift as ServerFn>::PATH, vec![("id", "sft_00000000000000000000000000".into())]);
+    m.insert(<OpenShift as ServerFn>::PATH, vec![("float", "100.00".into())]);
+    m.insert(
+        <CloseShift as ServerFn>::PATH,
+        vec![("id", "sft_00000000000000000000000000".into()), ("counted", "1".into()), ("note", "".into())],
+    );
+    m.insert(<ConfirmShift as ServerFn>::PATH, vec![("id", "sft_00000000000000000000000000".into())]);
     m.insert(
         <RequestRefund as ServerFn>::PATH,
         vec![

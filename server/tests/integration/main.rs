@@ -14,6 +14,7 @@ mod intake;
 mod receipts;
 mod refunds;
 mod reliability;
+mod shifts;
 mod store_contract;
 mod upgrade;
 mod webhooks;
