@@ -295,11 +295,15 @@ impl Services {
         self.store.upsert_charge_items(&demo_catalogue(), self.now(), None).await?;
         self.store.insert_patients(&data.patients).await?;
         // History is paid through the real payment path (seed_demo_history), so bills start unpaid.
+        // Today's bills the generator placed later in the day are issued now, never in the future
+        // (a book entry dated after the real ones would sort as the newest).
+        let latest = (self.now() - crate::time::MINUTE_MS).max(crate::time::day_start(today));
         let unpaid: Vec<(Bill, Vec<BillItem>)> = data
             .bills
             .iter()
             .map(|(b, items)| {
                 let mut b = b.clone();
+                b.created_at_ms = b.created_at_ms.min(latest);
                 if b.status == BillStatus::Paid {
                     b.status = BillStatus::Unpaid;
                 }
