@@ -53,6 +53,8 @@ pub enum Account {
     WechatClearing,
     /// 银行卡待清算
     BankCardClearing,
+    /// POS 刷卡待清算: card payments on the counter's POS terminal, until the acquirer settles.
+    PosClearing,
     /// 应收医疗款: bills issued and not yet paid.
     PatientReceivable,
     /// 应收保险公司款: the insurers' shares the hospital advanced.
@@ -72,12 +74,13 @@ pub enum Account {
 }
 
 impl Account {
-    pub const ALL: [Account; 13] = [
+    pub const ALL: [Account; 14] = [
         Account::Cash,
         Account::Bank,
         Account::AlipayClearing,
         Account::WechatClearing,
         Account::BankCardClearing,
+        Account::PosClearing,
         Account::PatientReceivable,
         Account::InsurerReceivable,
         Account::RefundsPayable,
@@ -95,6 +98,7 @@ impl Account {
             Account::AlipayClearing => "1012.01",
             Account::WechatClearing => "1012.02",
             Account::BankCardClearing => "1012.03",
+            Account::PosClearing => "1012.04",
             Account::PatientReceivable => "1221",
             Account::InsurerReceivable => "1222",
             Account::RefundsPayable => "2203",
@@ -121,6 +125,7 @@ impl Account {
             | Account::AlipayClearing
             | Account::WechatClearing
             | Account::BankCardClearing
+            | Account::PosClearing
             | Account::PatientReceivable
             | Account::InsurerReceivable => AccountKind::Asset,
             Account::RefundsPayable | Account::DepositsHeld | Account::InsurerCredit | Account::UnallocatedReceipts => {
@@ -138,6 +143,7 @@ impl Account {
             Account::AlipayClearing => "支付宝待清算",
             Account::WechatClearing => "微信支付待清算",
             Account::BankCardClearing => "银行卡待清算",
+            Account::PosClearing => "POS 刷卡待清算",
             Account::PatientReceivable => "应收医疗款",
             Account::InsurerReceivable => "应收保险公司款",
             Account::RefundsPayable => "应付退款",
@@ -156,6 +162,7 @@ impl Account {
             Account::AlipayClearing => "Alipay clearing",
             Account::WechatClearing => "WeChat Pay clearing",
             Account::BankCardClearing => "Bank card clearing",
+            Account::PosClearing => "POS card clearing",
             Account::PatientReceivable => "Patient receivables",
             Account::InsurerReceivable => "Insurer receivables",
             Account::RefundsPayable => "Refunds payable",
@@ -169,7 +176,10 @@ impl Account {
 
     /// Is this one of the providers' clearing accounts?
     pub fn is_clearing(self) -> bool {
-        matches!(self, Account::AlipayClearing | Account::WechatClearing | Account::BankCardClearing)
+        matches!(
+            self,
+            Account::AlipayClearing | Account::WechatClearing | Account::BankCardClearing | Account::PosClearing
+        )
     }
 
     /// The provider whose clearing account this is.
@@ -177,12 +187,15 @@ impl Account {
         Provider::ALL.into_iter().find(|p| Account::clearing_for(*p) == self)
     }
 
-    /// Where a provider's money sits until it settles to our bank account.
+    /// Where a provider's money sits until it settles to our bank account (cash taken at the
+    /// counter sits in the drawer: 库存现金).
     pub fn clearing_for(p: Provider) -> Account {
         match p {
             Provider::Alipay => Account::AlipayClearing,
             Provider::WechatPay => Account::WechatClearing,
             Provider::Bank => Account::BankCardClearing,
+            Provider::Cash => Account::Cash,
+            Provider::Pos => Account::PosClearing,
         }
     }
 }

@@ -11,16 +11,29 @@ pub enum Provider {
     #[serde(rename = "wechatpay")]
     WechatPay,
     Bank,
+    /// Cash taken at the counter (C9): no gateway, recorded by the cashier.
+    Cash,
+    /// A bank card swiped on the counter's own POS terminal (C9): the slip is recorded by the
+    /// cashier; the acquirer settles it outside ClinicPay.
+    Pos,
 }
 
 impl Provider {
-    pub const ALL: [Provider; 3] = [Provider::Alipay, Provider::WechatPay, Provider::Bank];
+    /// Every channel money comes in through, gateways first, then the counter's two.
+    pub const ALL: [Provider; 5] =
+        [Provider::Alipay, Provider::WechatPay, Provider::Bank, Provider::Cash, Provider::Pos];
+    /// The providers ClinicPay talks to over the wire (clients, notifications, sandboxes).
+    pub const GATEWAYS: [Provider; 3] = [Provider::Alipay, Provider::WechatPay, Provider::Bank];
+    /// The counter's own channels, recorded by the cashier.
+    pub const COUNTER: [Provider; 2] = [Provider::Cash, Provider::Pos];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Provider::Alipay => "alipay",
             Provider::WechatPay => "wechatpay",
             Provider::Bank => "bank",
+            Provider::Cash => "cash",
+            Provider::Pos => "pos",
         }
     }
 
@@ -28,11 +41,27 @@ impl Provider {
         Provider::ALL.into_iter().find(|p| p.as_str() == s)
     }
 
+    /// Paid at the counter (cash, the counter's POS): no gateway, no notification.
+    pub fn is_counter(self) -> bool {
+        matches!(self, Provider::Cash | Provider::Pos)
+    }
+
+    /// The built-in channel of a counter provider (migration 0014 creates both).
+    pub fn counter_channel(self) -> Option<crate::ids::ChannelId> {
+        match self {
+            Provider::Cash => Some(crate::ids::ChannelId::from_u128(1)),
+            Provider::Pos => Some(crate::ids::ChannelId::from_u128(2)),
+            _ => None,
+        }
+    }
+
     pub fn label_zh(self) -> &'static str {
         match self {
             Provider::Alipay => "支付宝",
             Provider::WechatPay => "微信支付",
             Provider::Bank => "银行卡",
+            Provider::Cash => "现金",
+            Provider::Pos => "POS 刷卡",
         }
     }
 
@@ -41,6 +70,8 @@ impl Provider {
             Provider::Alipay => "Alipay",
             Provider::WechatPay => "WeChat Pay",
             Provider::Bank => "Bank card",
+            Provider::Cash => "Cash",
+            Provider::Pos => "POS card",
         }
     }
 }
@@ -73,10 +104,14 @@ pub enum PayMethod {
     WechatH5,
     /// Our bank-card gateway: the QR opens its hosted card page.
     BankCard,
+    /// Cash at the counter (C9).
+    Cash,
+    /// A card swiped on the counter's POS terminal (C9).
+    PosCard,
 }
 
 impl PayMethod {
-    pub const ALL: [PayMethod; 7] = [
+    pub const ALL: [PayMethod; 9] = [
         PayMethod::AlipayQr,
         PayMethod::AlipayPage,
         PayMethod::AlipayWap,
@@ -84,6 +119,8 @@ impl PayMethod {
         PayMethod::WechatJsapi,
         PayMethod::WechatH5,
         PayMethod::BankCard,
+        PayMethod::Cash,
+        PayMethod::PosCard,
     ];
 
     pub fn provider(self) -> Provider {
@@ -91,6 +128,8 @@ impl PayMethod {
             PayMethod::AlipayQr | PayMethod::AlipayPage | PayMethod::AlipayWap => Provider::Alipay,
             PayMethod::WechatNative | PayMethod::WechatJsapi | PayMethod::WechatH5 => Provider::WechatPay,
             PayMethod::BankCard => Provider::Bank,
+            PayMethod::Cash => Provider::Cash,
+            PayMethod::PosCard => Provider::Pos,
         }
     }
 
@@ -103,6 +142,8 @@ impl PayMethod {
             PayMethod::WechatJsapi => "wechat_jsapi",
             PayMethod::WechatH5 => "wechat_h5",
             PayMethod::BankCard => "bank_card",
+            PayMethod::Cash => "cash",
+            PayMethod::PosCard => "pos_card",
         }
     }
 

@@ -118,11 +118,15 @@ pub struct ShiftBoard {
     pub recent: Vec<ShiftView>,
 }
 
-/// The cash the drawer should hold: the float, plus cash taken, less cash paid back. Counter
-/// cash payments are not recorded yet (C9), and refunds paid by hand go out through the bank,
-/// so today the drawer should hold exactly its float.
-pub fn expected_cash(float: Money, _lines: &[ShiftLine]) -> Money {
-    float
+/// The cash the drawer should hold: the float, plus cash taken at the counter (C9), less cash
+/// paid back at the counter (a cash payment's refund goes back in cash). Every other channel's
+/// money never passes through the drawer.
+pub fn expected_cash(float: Money, lines: &[ShiftLine]) -> Money {
+    lines
+        .iter()
+        .filter(|l| l.provider == Provider::Cash)
+        .try_fold(float, |at, l| at.checked_add(l.received)?.checked_sub(l.refunded))
+        .unwrap_or(float)
 }
 
 /// Why a shift step was refused.
@@ -207,6 +211,25 @@ mod tests {
             Ok((m("500"), Money::from_fen(-2000).unwrap()))
         );
         assert_eq!(close_figures(m("500"), &lines, m("510.50"), "多收"), Ok((m("500"), m("10.50"))));
+    }
+
+    #[test]
+    fn the_drawer_holds_the_float_and_the_cash_taken_less_cash_paid_back() {
+        let line = |provider, received: &str, refunded: &str| ShiftLine {
+            provider,
+            payments: 1,
+            received: m(received),
+            refunds: 1,
+            refunded: m(refunded),
+        };
+        let lines = vec![
+            line(Provider::Alipay, "900.00", "100.00"),
+            line(Provider::Cash, "256.50", "20.00"),
+            line(Provider::Pos, "1000.00", "0"),
+        ];
+        assert_eq!(expected_cash(m("500"), &lines), m("736.50"));
+        assert_eq!(close_figures(m("500"), &lines, m("736.50"), ""), Ok((m("736.50"), m("0"))));
+        assert_eq!(close_figures(m("500"), &lines, m("500"), ""), Err(ShiftRefusal::DifferenceNeedsNote));
     }
 
     #[test]

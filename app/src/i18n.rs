@@ -187,6 +187,26 @@ pub fn error_text(code: &str, lang: Lang) -> Option<&'static str> {
             "实点现金与应有现金不符，请填写说明",
             "The cash counted differs from the cash expected: say why in the note",
         ),
+        "bad_tendered" => (
+            "实收金额须为以元计的金额，如 200 或 200.50",
+            "The cash tendered is an amount in yuan, such as 200 or 200.50",
+        ),
+        "tendered_too_little" => ("实收金额少于应收金额", "The cash tendered is less than the amount due"),
+        "tendered_implausible" => (
+            "实收金额远超应收金额（找零超过 1 万元），请核对",
+            "The cash tendered is far above the amount due (over ¥10,000 change): check the figure",
+        ),
+        "bad_pos_reference" => (
+            "请填写 POS 签购单上的参考号（6–32 位字母或数字）",
+            "Enter the reference number on the POS slip (6–32 letters or digits)",
+        ),
+        "bad_pos_terminal" => ("终端号为 1–16 位字母或数字", "The terminal number is 1–16 letters or digits"),
+        "bad_card_last4" => ("卡号后四位须为 4 位数字", "The card's last four digits are four digits"),
+        "pos_slip_used" => (
+            "这张签购单的参考号已用于另一笔收款，请核对签购单",
+            "This POS slip's reference number already paid other bills: check the slip",
+        ),
+        "bad_channel" => ("请选择现金或 POS 刷卡", "Choose cash or POS card"),
         "unknown_account" => ("没有这个科目", "No such account"),
         "bad_cursor" => ("翻页参数不正确", "Malformed page cursor"),
         "bill_not_paid" => ("账单未支付，不能退款", "The bill is not paid: nothing to refund"),

@@ -57,6 +57,8 @@ test('search finds a patient by name and by record number', async ({ page }) => 
   for (const row of await rows.all()) await expect(row).toContainText(mrn);
 
   await page.goto('/patients');
+  // typed after hydration: text typed before it is reset when the page hydrates (issue 14 #7)
+  await hydrated(page);
   await page.getByLabel('搜索（姓名或病历号）').fill(mrn);
   await page.getByRole('button', { name: '查询' }).click();
   await expect(page.getByRole('table', { name: '患者列表' }).locator('tbody tr')).toHaveCount(1);

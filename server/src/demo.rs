@@ -54,7 +54,7 @@ fn open(services: &Services, c: &ChannelRecord) -> anyhow::Result<ChannelSecrets
 pub async fn prepare_sandbox_channels(services: &Services, sb: &Sandboxes, create_missing: bool) -> anyhow::Result<()> {
     let base = sb.ctx.settings.base_url.clone();
     let channels = services.store.list_channels().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    for provider in Provider::ALL {
+    for provider in Provider::GATEWAYS {
         let mine: Vec<&ChannelRecord> = channels.iter().filter(|c| c.provider == provider).collect();
         if mine.is_empty() && create_missing {
             if let Err(e) = create_demo_channel(services, sb, provider).await {
@@ -102,6 +102,7 @@ async fn create_demo_channel(services: &Services, sb: &Sandboxes, provider: Prov
             };
             ("银行卡（沙箱）Bank card sandbox", serde_json::to_string(&settings)?, String::new())
         }
+        Provider::Cash | Provider::Pos => anyhow::bail!("the counter channels are built in"),
     };
     services
         .create_channel_as(
@@ -183,6 +184,7 @@ async fn reregister(services: &Services, sb: &Sandboxes, c: &ChannelRecord, base
             s.api_base = format!("{base}/sandbox/bank");
             serde_json::to_string(&s)?
         }
+        Provider::Cash | Provider::Pos => return Ok(()),
     };
     let same = serde_json::from_str::<serde_json::Value>(&new_settings)?
         == serde_json::from_str::<serde_json::Value>(&c.settings)?;

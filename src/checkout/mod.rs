@@ -3,6 +3,7 @@
 //! is allocated to every payable exactly once, by the rules in [`apply`].
 
 pub mod apply;
+pub mod counter;
 pub mod payable;
 
 use crate::ids::{BillId, ChannelId, ExceptionId, OutTradeNo, PatientId, SessionId};
@@ -68,21 +69,7 @@ impl SessionRequest {
         method: &str,
         timeout_minutes: Option<i64>,
     ) -> Result<SessionRequest, CheckoutError> {
-        let patient_id = PatientId::parse(patient_id).map_err(|e| CheckoutError::BadId(e.to_string()))?;
-        if bill_ids.is_empty() {
-            return Err(CheckoutError::NoBills);
-        }
-        if bill_ids.len() > MAX_BILLS_PER_SESSION {
-            return Err(CheckoutError::TooManyBills);
-        }
-        let mut ids: Vec<BillId> = Vec::with_capacity(bill_ids.len());
-        for raw in bill_ids {
-            let id = BillId::parse(raw).map_err(|e| CheckoutError::BadId(e.to_string()))?;
-            if ids.contains(&id) {
-                return Err(CheckoutError::DuplicateBill(id.into_string()));
-            }
-            ids.push(id);
-        }
+        let CounterRequest { patient_id, bill_ids: ids } = CounterRequest::parse(patient_id, bill_ids)?;
         let method = PayMethod::parse(method.trim())
             .ok_or_else(|| CheckoutError::BadMethod(method.chars().take(32).collect()))?;
         if !method.is_qr() {
@@ -105,6 +92,42 @@ impl SessionRequest {
         let mut bills: Vec<&str> = self.bill_ids.iter().map(|b| b.as_str()).collect();
         bills.sort_unstable();
         format!("{}|{}|{}|{}", self.patient_id, bills.join(","), self.method.as_str(), self.timeout_minutes)
+    }
+}
+
+/// The patient and bills of a payment, checked (C9 counter payments use it as it is; a QR
+/// session adds the method and its timeout).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterRequest {
+    pub patient_id: PatientId,
+    pub bill_ids: Vec<BillId>,
+}
+
+impl CounterRequest {
+    pub fn parse(patient_id: &str, bill_ids: &[String]) -> Result<CounterRequest, CheckoutError> {
+        let patient_id = PatientId::parse(patient_id).map_err(|e| CheckoutError::BadId(e.to_string()))?;
+        if bill_ids.is_empty() {
+            return Err(CheckoutError::NoBills);
+        }
+        if bill_ids.len() > MAX_BILLS_PER_SESSION {
+            return Err(CheckoutError::TooManyBills);
+        }
+        let mut ids: Vec<BillId> = Vec::with_capacity(bill_ids.len());
+        for raw in bill_ids {
+            let id = BillId::parse(raw).map_err(|e| CheckoutError::BadId(e.to_string()))?;
+            if ids.contains(&id) {
+                return Err(CheckoutError::DuplicateBill(id.into_string()));
+            }
+            ids.push(id);
+        }
+        Ok(CounterRequest { patient_id, bill_ids: ids })
+    }
+
+    /// The patient and the bills in any order (see [`SessionRequest::fingerprint`]).
+    pub fn fingerprint(&self) -> String {
+        let mut bills: Vec<&str> = self.bill_ids.iter().map(|b| b.as_str()).collect();
+        bills.sort_unstable();
+        format!("{}|{}", self.patient_id, bills.join(","))
     }
 }
 
@@ -164,6 +187,9 @@ pub struct SessionView {
     /// The provider's word on the payer's last failed attempt (a declined card), while the
     /// session stays payable: the counter tells the cashier at once.
     pub payer_note: Option<PayerNote>,
+    /// What the cashier recorded, for a counter payment (C9): cash tendered and change, or
+    /// the POS slip.
+    pub counter: Option<counter::CounterRecord>,
 }
 
 /// A failed attempt by the payer that the provider reported (the order stays payable).

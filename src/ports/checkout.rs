@@ -2,6 +2,7 @@
 
 use super::{IdGen, StoreResult};
 use crate::checkout::apply::{ApplyResult, PaymentRules, VerifiedPayment};
+use crate::checkout::counter::{CounterRecord, CounterTender, TenderError};
 use crate::checkout::payable::PayableId;
 use crate::checkout::{EndReason, SessionView};
 use crate::ids::{ChannelId, OutTradeNo, PatientId, SessionId};
@@ -63,6 +64,15 @@ pub enum SessionRefusal {
     },
 }
 
+/// Why a counter payment was not recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CounterRefusal {
+    Session(SessionRefusal),
+    Tender(TenderError),
+    /// This POS slip already paid another session.
+    SlipUsed,
+}
+
 #[derive(Debug, Clone)]
 pub enum CreateOutcome {
     Created(SessionView),
@@ -117,6 +127,22 @@ pub trait CheckoutStore: Send + Sync {
         rules: &PaymentRules,
         ids: &dyn IdGen,
     ) -> StoreResult<Vec<StoreResult<ApplyResult>>>;
+
+    /// C9: a counter payment (cash, a POS slip), in one transaction: opens the session as
+    /// [`CheckoutStore::create_session`] does, checks the tender against the frozen total, applies
+    /// the payment through `rules` as if the provider had reported it, and keeps what the
+    /// cashier recorded (with the cashier's open shift, if any). A retry with the same
+    /// idempotency key returns what the first call recorded.
+    async fn record_counter_payment(
+        &self,
+        s: &NewSession,
+        tender: &CounterTender,
+        cashier_name: &str,
+        rules: &PaymentRules,
+        ids: &dyn IdGen,
+    ) -> StoreResult<Result<(SessionView, CounterRecord), CounterRefusal>>;
+    /// What the cashier recorded for a counter session.
+    async fn counter_record(&self, session_id: &SessionId) -> StoreResult<Option<CounterRecord>>;
 
     /// One verified payment, in its own commit.
     async fn apply_payment(

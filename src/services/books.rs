@@ -104,6 +104,9 @@ impl Services {
 
     /// Downloads the channel's statement for the day and puts its totals beside ours.
     async fn attach_statement(&self, ch: &mut ChannelDay, day: NaiveDate) {
+        if ch.provider.is_counter() {
+            return; // counted at the shift handovers, not stated by a provider
+        }
         let gateway = match self.gateways.default_channel(ch.provider).await {
             Ok((_, g)) => g,
             Err(e) => {

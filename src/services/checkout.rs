@@ -5,12 +5,14 @@ use super::auth::Actor;
 use super::{ServiceError, ServiceResult, Services};
 use crate::auth::CurrentUser;
 use crate::checkout::apply::{ApplyResult, VerifiedPayment};
+use crate::checkout::counter::{CounterRecord, CounterTender};
 use crate::checkout::payable::PayableId;
-use crate::checkout::{EndReason, ExceptionView, SessionRequest, SessionView};
+use crate::checkout::{CounterRequest, EndReason, ExceptionView, SessionRequest, SessionView};
 use crate::ids::{ExceptionId, OutTradeNo, PatientId, SessionId};
 use crate::payments::{Outcome, SessionStatus};
 use crate::ports::{
-    CreateOutcome, CreatePayment, ExceptionDecision, GatewayError, IdempotencyKey, NewSession, SessionRefusal,
+    CounterRefusal, CreateOutcome, CreatePayment, ExceptionDecision, GatewayError, IdempotencyKey, NewSession,
+    SessionRefusal,
 };
 
 impl From<GatewayError> for ServiceError {
@@ -178,6 +180,86 @@ impl Services {
         tracing::warn!(session = %view.id, reason = %failure, "the provider refused to create the payment");
         self.events.publish(&view.id, SessionStatus::Failed).await;
         Err(ServiceError::Upstream(failure.trim().to_string()))
+    }
+
+    /// C9: records a counter payment (cash tendered, or a POS slip) for the bills of one
+    /// patient: the session is opened and paid in one transaction by the payment rules. With an
+    /// idempotency key, a retry returns what the first call recorded (`created` false).
+    #[tracing::instrument(skip_all, fields(patient = %req.patient_id, bills = req.bill_ids.len(), channel = %tender.provider()))]
+    pub async fn record_counter_payment(
+        &self,
+        caller: &CurrentUser,
+        ip: &str,
+        req: CounterRequest,
+        tender: CounterTender,
+        idempotency_key: Option<&str>,
+    ) -> ServiceResult<(SessionView, CounterRecord)> {
+        if !crate::auth::Access::Billing.allows(Some(caller.role)) || caller.role == crate::auth::Role::Admin {
+            return Err(ServiceError::Forbidden);
+        }
+        if let Some(k) = idempotency_key {
+            crate::checkout::valid_idempotency_key(k).map_err(|e| ServiceError::invalid(e.code(), e.to_string()))?;
+        }
+        let provider = tender.provider();
+        let channel_id = provider
+            .counter_channel()
+            .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("{provider} is not a counter channel")))?;
+        let now = self.now();
+        let id = self.ids.new_id::<SessionId>();
+        let bills: Vec<String> = req.bill_ids.iter().map(|b| b.to_string()).collect();
+        let new = NewSession {
+            id: id.clone(),
+            patient_id: req.patient_id.clone(),
+            channel_id: channel_id.clone(),
+            provider,
+            method: tender.method(),
+            out_trade_no: self.ids.new_id::<OutTradeNo>(),
+            payables: req.bill_ids.iter().cloned().map(PayableId::Bill).collect(),
+            expires_at_ms: now + crate::time::MINUTE_MS,
+            created_at_ms: now,
+            created_by: caller.id.clone(),
+            idempotency: idempotency_key.map(|k| IdempotencyKey {
+                scope: caller.id.clone(),
+                key: k.to_string(),
+                fingerprint: format!("counter|{}|{}", req.fingerprint(), tender.fingerprint()),
+            }),
+            replaces: None,
+            audit: Some(self.audit_input(
+                &Actor::user(caller, ip),
+                "counter_payment_recorded",
+                "payment_session",
+                id.as_str(),
+                serde_json::json!({
+                    "after": {
+                        "status": "paid",
+                        "patient_id": req.patient_id.as_str(),
+                        "bill_ids": bills,
+                        "channel": provider.as_str(),
+                        "tender": &tender,
+                    },
+                }),
+            )),
+        };
+        let rules = self.rules();
+        match self.store.record_counter_payment(&new, &tender, &caller.display_name, &rules, self.ids.as_ref()).await? {
+            Ok((view, rec)) => {
+                tracing::info!(session = %view.id, channel = %provider, total = %view.total, "counter payment recorded");
+                self.events.publish(&view.id, SessionStatus::Paid).await;
+                Ok((view, rec))
+            }
+            Err(CounterRefusal::Session(r)) => Err(refusal(r)),
+            Err(CounterRefusal::Tender(e)) => Err(ServiceError::invalid(e.code(), e.to_string())),
+            Err(CounterRefusal::SlipUsed) => Err(ServiceError::conflict(
+                "pos_slip_used",
+                "this POS slip's reference number already paid other bills: check the slip",
+            )),
+        }
+    }
+
+    /// What the cashier recorded for a counter session (the receipt prints it).
+    pub async fn counter_record(&self, session_id: &str) -> ServiceResult<Option<CounterRecord>> {
+        let id = parse_session_id(session_id)?;
+        Ok(self.store.counter_record(&id).await?)
     }
 
     pub async fn checkout_session(&self, id: &str) -> ServiceResult<SessionView> {

@@ -374,6 +374,8 @@ impl Services {
                     crate::payments::Provider::Alipay => crate::payments::PayMethod::AlipayQr,
                     crate::payments::Provider::WechatPay => crate::payments::PayMethod::WechatNative,
                     crate::payments::Provider::Bank => crate::payments::PayMethod::BankCard,
+                    crate::payments::Provider::Cash => crate::payments::PayMethod::Cash,
+                    crate::payments::Provider::Pos => crate::payments::PayMethod::PosCard,
                 },
                 out_trade_no: out_trade_no.clone(),
                 payables: bills.iter().map(|b| PayableId::Bill(b.id.clone())).collect(),

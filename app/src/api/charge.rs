@@ -94,3 +94,37 @@ pub async fn check_payment(session_id: String) -> Result<CheckAnswer, AppError> 
     let session = s.checkout_session(&session_id).await?;
     Ok(CheckAnswer { session, answer: answer.as_str().to_string(), at_ms: s.now() })
 }
+
+/// A counter payment as the charge screen sends it (C9): cash with the amount tendered, or a
+/// POS slip with its reference number (terminal and last four digits optional).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CounterPaymentRequest {
+    pub patient_id: String,
+    pub bill_ids: Vec<String>,
+    /// `cash` or `pos`
+    pub channel: String,
+    pub tendered: String,
+    pub pos_reference: String,
+    pub pos_terminal: String,
+    pub card_last4: String,
+    /// Made per confirmation, so a double press records one payment.
+    pub idempotency_key: String,
+}
+
+/// Records cash or a POS slip at the counter: the bills are paid at once.
+#[server(prefix = "/api/fn", endpoint = "charge/counter", input = Json)]
+pub async fn record_counter_payment(req: CounterPaymentRequest) -> Result<SessionView, AppError> {
+    use clinicpay::checkout::counter::CounterTender;
+    let user = ssr::require_user(Access::Billing)?;
+    let parsed = clinicpay::checkout::CounterRequest::parse(&req.patient_id, &req.bill_ids)
+        .map_err(|e| AppError::bad_request(e.code(), e.to_string()))?;
+    let tender = match req.channel.as_str() {
+        "cash" => CounterTender::cash(&req.tendered),
+        "pos" => CounterTender::pos(&req.pos_reference, &req.pos_terminal, &req.card_last4),
+        _ => return Err(AppError::bad_request("bad_channel", "choose cash or pos")),
+    }
+    .map_err(|e| AppError::bad_request(e.code(), e.to_string()))?;
+    let key = Some(req.idempotency_key.as_str()).filter(|k| !k.is_empty());
+    let (view, _) = ssr::services()?.record_counter_payment(&user, &ssr::client_ip(), parsed, tender, key).await?;
+    Ok(view)
+}

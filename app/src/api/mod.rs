@@ -121,6 +121,7 @@ pub fn server_fn_access() -> Vec<(&'static str, Access)> {
         (<CancelPayment as ServerFn>::PATH, Access::Billing),
         (<RefreshPayment as ServerFn>::PATH, Access::Billing),
         (<CheckPayment as ServerFn>::PATH, Access::Billing),
+        (<RecordCounterPayment as ServerFn>::PATH, Access::Billing),
         (<ListExceptions as ServerFn>::PATH, Access::Billing),
         (<DecideException as ServerFn>::PATH, Access::Finance),
         (<ListRefunds as ServerFn>::PATH, Access::Billing),

@@ -247,6 +247,7 @@ fn DayTable(view: DayView) -> impl IntoView {
                     let agrees = c.agrees();
                     let st = c.statement.clone();
                     let err = c.statement_error.clone();
+                    let counter = c.provider.is_counter();
                     let diff = c.differences();
                     let name_c = c.clone();
                     view! { <tr data-provider=c.provider.as_str() class=if agrees { "" } else { "row-warn" }>
@@ -263,6 +264,7 @@ fn DayTable(view: DayView) -> impl IntoView {
                             }.into_any(),
                             None => view! {
                                 <td colspan="4" class="muted">{move || match &err {
+                                    _ if counter => i18n.t("柜台渠道，无对账单：现金与 POS 签购单在交班时清点", "A counter channel, no statement: cash and POS slips are counted at each shift handover").to_string(),
                                     Some(e) => format!("{}{e}", i18n.t("未取得对账单：", "No statement: ")),
                                     None => i18n.t("当天没有交易", "No trades that day").to_string(),
                                 }}</td>

@@ -77,8 +77,8 @@ fn ShiftSheet(s: ShiftView) -> impl IntoView {
             </table>
             {(!note.is_empty()).then(|| view! { <p class="note" data-testid="shift-note">{move || i18n.t("说明：", "Note: ")}{note.clone()}</p> })}
             {confirmed.map(|c| view! { <p class="receipt-meta" data-testid="shift-confirmed">{move || i18n.t("确认人：", "Confirmed by: ")}{c.clone()}</p> })}
-            <p class="receipt-meta">{move || i18n.t("现金收款尚未在收费台登记（银行卡、支付宝、微信均为线上渠道），应有现金即备用金。",
-                "Counter cash payments are not recorded yet (card, Alipay and WeChat Pay are online channels): the cash expected is the float.")}</p>
+            <p class="receipt-meta">{move || i18n.t("应有现金 = 备用金 + 本班现金收款 − 本班现金退款；POS、银行卡、支付宝、微信的款项不经过钱箱。",
+                "Cash expected = the float + cash taken this shift − cash paid back this shift; POS, card, Alipay and WeChat Pay money never passes through the drawer.")}</p>
         </div>
     }
 }

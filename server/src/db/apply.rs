@@ -195,7 +195,7 @@ pub(crate) async fn apply_payments(
 }
 
 /// One report in its own savepoint: read, decide, write. A failure undoes only its own work.
-async fn apply_alone(
+pub(crate) async fn apply_alone(
     tx: &mut Tx<'_>,
     p: &VerifiedPayment,
     rules: &PaymentRules,

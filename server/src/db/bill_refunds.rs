@@ -198,6 +198,15 @@ async fn queue_provider_refund(
     let p: PaymentRow = payment_of(tx, bill_id)
         .await?
         .ok_or_else(|| StoreError::Internal(anyhow::anyhow!("paid bill {bill_id} has no payment to refund through")))?;
+    if p.provider.is_counter() {
+        // C9: paid at the counter, paid back at the counter — cash from the drawer, a card
+        // refund on the POS terminal — when it is approved, with its red receipt; no provider
+        // is asked, so no provider refund is queued.
+        let ids = &crate::runtime::RandomIds;
+        super::ledger::book_refund_approved(tx, id, bill_id, amount, at_ms, ids).await?;
+        book_bill_refund(tx, id, Account::clearing_for(p.provider), BillRefundStatus::Succeeded, at_ms, ids).await?;
+        return Ok(());
+    }
     let r = NewRefund::new(
         id.clone(),
         p.provider,

@@ -148,18 +148,22 @@ impl ChannelStore for SqlStore {
     }
 
     async fn list_channels(&self) -> StoreResult<Vec<ChannelRecord>> {
-        let rows: Vec<ChannelRow> =
-            sql(format!("SELECT {CHANNEL_COLS} FROM channel_configs ORDER BY provider, is_default DESC, name"))
-                .fetch_all(&self.db)
-                .await?;
+        let rows: Vec<ChannelRow> = sql(format!(
+            "SELECT {CHANNEL_COLS} FROM channel_configs WHERE provider NOT IN ('cash', 'pos') \
+                 ORDER BY provider, is_default DESC, name"
+        ))
+        .fetch_all(&self.db)
+        .await?;
         Ok(rows.into_iter().map(ChannelRecord::from).collect())
     }
 
     async fn get_channel(&self, id: &ChannelId) -> StoreResult<Option<ChannelRecord>> {
-        let row: Option<ChannelRow> = sql(format!("SELECT {CHANNEL_COLS} FROM channel_configs WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.db)
-            .await?;
+        let row: Option<ChannelRow> = sql(format!(
+            "SELECT {CHANNEL_COLS} FROM channel_configs WHERE id = $1 AND provider NOT IN ('cash', 'pos')"
+        ))
+        .bind(id)
+        .fetch_optional(&self.db)
+        .await?;
         Ok(row.map(ChannelRecord::from))
     }
 }

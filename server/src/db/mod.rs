@@ -31,6 +31,7 @@ mod bill_refunds;
 mod billing;
 mod books;
 mod channels;
+mod counter;
 mod exceptions;
 mod intake;
 mod leases;
@@ -123,6 +124,7 @@ impl SqlStore {
                     .context("opening SQLite")?;
                 if opts.migrate {
                     sqlx::migrate!("../migrations/sqlite").run(&pool).await.context("migrating SQLite")?;
+                    counter::widen_sqlite_provider_checks(&pool).await?;
                 }
                 Db::sqlite(pool, max)
             }

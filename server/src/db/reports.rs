@@ -16,12 +16,21 @@ impl ReportStore for SqlStore {
              GROUP BY account_code ORDER BY account_code")
             .fetch_all(db)
             .await?;
-        let clearing: i64 = balances.iter().filter(|(a, _)| a.starts_with("1012")).map(|(_, f)| f).sum();
+        // where money that came in sits: the providers' clearing accounts and, for cash taken at
+        // the counter (C9), the drawer
+        let clearing: i64 =
+            balances.iter().filter(|(a, _)| a.starts_with("1012") || a == Account::Cash.code()).map(|(_, f)| f).sum();
         let received = count("SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM provider_transactions").await?;
+        // what went back through a provider, and what went back at the counter
         let refunded = count(
             "SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) FROM provider_refunds WHERE status = 'succeeded'",
         )
-        .await?;
+        .await?
+            + count(
+                "SELECT CAST(COALESCE(SUM(r.amount_fen), 0) AS BIGINT) FROM bill_refunds r JOIN payments y ON y.id = r.payment_id \
+                 WHERE r.status = 'succeeded' AND y.provider IN ('cash', 'pos')",
+            )
+            .await?;
         let trial_balance_fen: i64 = balances.iter().map(|(_, f)| f).sum();
         let balance_of = |code: &str| balances.iter().find(|(a, _)| a == code).map_or(0, |(_, f)| *f);
         let open_refunds = count(

@@ -8,13 +8,15 @@ use async_trait::async_trait;
 use clinicpay::billing::BillStatus;
 use clinicpay::checkout::apply::SessionEnd;
 use clinicpay::checkout::apply::{ApplyResult, PaymentRules, VerifiedPayment};
+use clinicpay::checkout::counter::{CounterRecord, CounterTender};
 use clinicpay::checkout::payable::{PayableId, PayableKind};
 use clinicpay::checkout::{EndReason, PayerNote, SessionPayable, SessionView};
 use clinicpay::ids::{ChannelId, OutTradeNo, PatientId, SessionId};
 use clinicpay::money::Money;
 use clinicpay::payments::{PayAction, PayMethod, Provider, SessionStatus};
 use clinicpay::ports::{
-    AuditInput, CheckoutStore, CreateOutcome, IdGen, NewSession, SessionRefusal, StoreError, StoreResult,
+    AuditInput, CheckoutStore, CounterRefusal, CreateOutcome, IdGen, NewSession, SessionRefusal, StoreError,
+    StoreResult,
 };
 use clinicpay::time::Millis;
 
@@ -106,7 +108,9 @@ pub(crate) async fn load_session(tx: &mut Tx<'_>, where_sql: &str, key: &str) ->
         }
         _ => None,
     };
+    let counter = if r.provider.is_counter() { super::counter::record_in(tx, &r.id).await? } else { None };
     Ok(Some(SessionView {
+        counter,
         paid_amount: r.paid_fen.map(Money::from_fen).transpose().map_err(|e| corrupt("paid amount", e))?,
         replaced_by: r.replaced_by.map(|s| SessionId::parse(&s)).transpose().map_err(|e| corrupt("session id", e))?,
         id: r.id,
@@ -196,148 +200,155 @@ struct BillForSession {
     total_fen: Money,
 }
 
-#[async_trait]
-impl CheckoutStore for SqlStore {
-    async fn create_session(&self, s: &NewSession) -> StoreResult<Result<CreateOutcome, SessionRefusal>> {
-        let mut tx = self.db.write().await?;
-        let for_update = tx.dialect().for_update();
-        // The idempotency key is claimed first. A concurrent request with the same key waits on
-        // it (PostgreSQL) until this transaction commits — then it finds this session — or rolls
-        // back (a refusal stores no key) — then it goes ahead itself.
-        if let Some(k) = &s.idempotency {
-            let claimed = sql(
-                "INSERT INTO idempotency_keys (scope, key, request_hash, session_id, created_at) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (scope, key) DO NOTHING",
-            )
-            .bind(&k.scope)
-            .bind(&k.key)
-            .bind(&k.fingerprint)
-            .bind(&s.id)
-            .bind(s.created_at_ms)
-            .execute(&mut tx)
-            .await?;
-            if claimed == 0 {
-                let p: PriorKey =
-                    sql("SELECT request_hash, session_id FROM idempotency_keys WHERE scope = $1 AND key = $2")
-                        .bind(&k.scope)
-                        .bind(&k.key)
-                        .fetch_one(&mut tx)
-                        .await?;
-                if p.request_hash != k.fingerprint {
-                    return Ok(Err(SessionRefusal::IdempotencyReused { session_id: p.session_id }));
-                }
-                let view =
-                    load_session(&mut tx, "s.id = $1", p.session_id.as_str()).await?.ok_or(StoreError::NotFound)?;
-                return Ok(Ok(CreateOutcome::Existing(view)));
-            }
-        }
-        if let Some(old) = &s.replaces {
-            if let Err(status) =
-                end_session_in(&mut tx, old, EndReason::Refreshed, s.created_at_ms, true, Some(&s.id)).await?
-            {
-                return Ok(Err(SessionRefusal::ReplacedNotPending { status }));
-            }
-        }
-        let patient: Option<i64> = sql("SELECT CAST(1 AS BIGINT) FROM patients WHERE id = $1")
-            .bind(&s.patient_id)
-            .scalar_optional(&mut tx)
-            .await?;
-        if patient.is_none() {
-            return Ok(Err(SessionRefusal::UnknownPatient));
-        }
-        // Every payable: exists, this patient's, unpaid (a bill `paying` is in another session).
-        // Locked in one global order (by id), whatever order the request named them in: two
-        // requests for [b1, b2] and [b2, b1] never wait on each other in a cycle (PostgreSQL).
-        let mut order: Vec<usize> = (0..s.payables.len()).collect();
-        order.sort_by(|&x, &y| s.payables[x].cmp(&s.payables[y]));
-        let mut amounts = vec![Money::ZERO; s.payables.len()];
-        for &i in &order {
-            let payable = &s.payables[i];
-            let PayableId::Bill(bill_id) = payable;
-            let row: Option<BillForSession> =
-                sql(format!("SELECT patient_id, status, total_fen FROM bills WHERE id = $1{for_update}"))
-                    .bind(bill_id)
-                    .fetch_optional(&mut tx)
-                    .await?;
-            let Some(row) = row else { return Ok(Err(SessionRefusal::UnknownPayable(payable.clone()))) };
-            if row.patient_id != s.patient_id {
-                return Ok(Err(SessionRefusal::OtherPatient(payable.clone())));
-            }
-            if row.status == BillStatus::Paying {
-                let active: Option<String> = sql(
-                    "SELECT session_id FROM session_payables WHERE payable_kind = $1 AND payable_id = $2 AND active = TRUE",
-                )
-                .bind(payable.kind())
-                .bind(payable)
-                .scalar_optional(&mut tx)
-                .await?;
-                return Ok(Err(SessionRefusal::InActiveSession {
-                    payable: payable.clone(),
-                    session_id: active.and_then(|a| SessionId::parse(&a).ok()),
-                }));
-            }
-            if !row.status.can_become(BillStatus::Paying) {
-                return Ok(Err(SessionRefusal::NotPayable {
-                    payable: payable.clone(),
-                    status: row.status.as_str().to_string(),
-                }));
-            }
-            amounts[i] = row.total_fen;
-        }
-        let total = Money::sum(amounts.iter().copied()).map_err(|e| StoreError::Internal(e.into()))?;
-        sql("INSERT INTO checkout_sessions (id, patient_id, channel_id, provider, method, out_trade_no, total_fen, status, expires_at, \
-             created_at, created_by, updated_at, sync_next_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $10, $12)")
+/// Opens a session in `tx` (see [`CheckoutStore::create_session`]); the caller commits.
+pub(crate) async fn create_session_in(
+    tx: &mut Tx<'_>,
+    s: &NewSession,
+) -> StoreResult<Result<CreateOutcome, SessionRefusal>> {
+    let for_update = tx.dialect().for_update();
+    // The idempotency key is claimed first. A concurrent request with the same key waits on
+    // it (PostgreSQL) until this transaction commits — then it finds this session — or rolls
+    // back (a refusal stores no key) — then it goes ahead itself.
+    if let Some(k) = &s.idempotency {
+        let claimed = sql(
+            "INSERT INTO idempotency_keys (scope, key, request_hash, session_id, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (scope, key) DO NOTHING",
+        )
+        .bind(&k.scope)
+        .bind(&k.key)
+        .bind(&k.fingerprint)
         .bind(&s.id)
-        .bind(&s.patient_id)
-        .bind(&s.channel_id)
-        .bind(s.provider)
-        .bind(s.method)
-        .bind(&s.out_trade_no)
-        .bind(total)
-        .bind(SessionStatus::Pending)
-        .bind(s.expires_at_ms)
         .bind(s.created_at_ms)
-        .bind(&s.created_by)
-        .bind(s.created_at_ms + 15_000)
-        .execute(&mut tx)
+        .execute(&mut *tx)
         .await?;
-        for (payable, amount) in s.payables.iter().zip(&amounts) {
-            let r = sql(
-                "INSERT INTO session_payables (session_id, payable_kind, payable_id, bill_id, amount_fen, active) \
-                         VALUES ($1, $2, $3, $4, $5, TRUE)",
+        if claimed == 0 {
+            let p: PriorKey =
+                sql("SELECT request_hash, session_id FROM idempotency_keys WHERE scope = $1 AND key = $2")
+                    .bind(&k.scope)
+                    .bind(&k.key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if p.request_hash != k.fingerprint {
+                return Ok(Err(SessionRefusal::IdempotencyReused { session_id: p.session_id }));
+            }
+            let view = load_session(tx, "s.id = $1", p.session_id.as_str()).await?.ok_or(StoreError::NotFound)?;
+            return Ok(Ok(CreateOutcome::Existing(view)));
+        }
+    }
+    if let Some(old) = &s.replaces {
+        if let Err(status) = end_session_in(tx, old, EndReason::Refreshed, s.created_at_ms, true, Some(&s.id)).await? {
+            return Ok(Err(SessionRefusal::ReplacedNotPending { status }));
+        }
+    }
+    let patient: Option<i64> = sql("SELECT CAST(1 AS BIGINT) FROM patients WHERE id = $1")
+        .bind(&s.patient_id)
+        .scalar_optional(&mut *tx)
+        .await?;
+    if patient.is_none() {
+        return Ok(Err(SessionRefusal::UnknownPatient));
+    }
+    // Every payable: exists, this patient's, unpaid (a bill `paying` is in another session).
+    // Locked in one global order (by id), whatever order the request named them in: two
+    // requests for [b1, b2] and [b2, b1] never wait on each other in a cycle (PostgreSQL).
+    let mut order: Vec<usize> = (0..s.payables.len()).collect();
+    order.sort_by(|&x, &y| s.payables[x].cmp(&s.payables[y]));
+    let mut amounts = vec![Money::ZERO; s.payables.len()];
+    for &i in &order {
+        let payable = &s.payables[i];
+        let PayableId::Bill(bill_id) = payable;
+        let row: Option<BillForSession> =
+            sql(format!("SELECT patient_id, status, total_fen FROM bills WHERE id = $1{for_update}"))
+                .bind(bill_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(row) = row else { return Ok(Err(SessionRefusal::UnknownPayable(payable.clone()))) };
+        if row.patient_id != s.patient_id {
+            return Ok(Err(SessionRefusal::OtherPatient(payable.clone())));
+        }
+        if row.status == BillStatus::Paying {
+            let active: Option<String> = sql(
+                "SELECT session_id FROM session_payables WHERE payable_kind = $1 AND payable_id = $2 AND active = TRUE",
             )
+            .bind(payable.kind())
+            .bind(payable)
+            .scalar_optional(&mut *tx)
+            .await?;
+            return Ok(Err(SessionRefusal::InActiveSession {
+                payable: payable.clone(),
+                session_id: active.and_then(|a| SessionId::parse(&a).ok()),
+            }));
+        }
+        if !row.status.can_become(BillStatus::Paying) {
+            return Ok(Err(SessionRefusal::NotPayable {
+                payable: payable.clone(),
+                status: row.status.as_str().to_string(),
+            }));
+        }
+        amounts[i] = row.total_fen;
+    }
+    let total = Money::sum(amounts.iter().copied()).map_err(|e| StoreError::Internal(e.into()))?;
+    sql("INSERT INTO checkout_sessions (id, patient_id, channel_id, provider, method, out_trade_no, total_fen, status, expires_at, \
+         created_at, created_by, updated_at, sync_next_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $10, $12)")
+    .bind(&s.id)
+    .bind(&s.patient_id)
+    .bind(&s.channel_id)
+    .bind(s.provider)
+    .bind(s.method)
+    .bind(&s.out_trade_no)
+    .bind(total)
+    .bind(SessionStatus::Pending)
+    .bind(s.expires_at_ms)
+    .bind(s.created_at_ms)
+    .bind(&s.created_by)
+    .bind(s.created_at_ms + 15_000)
+    .execute(&mut *tx)
+    .await?;
+    for (payable, amount) in s.payables.iter().zip(&amounts) {
+        let r =
+            sql("INSERT INTO session_payables (session_id, payable_kind, payable_id, bill_id, amount_fen, active) \
+                     VALUES ($1, $2, $3, $4, $5, TRUE)")
             .bind(&s.id)
             .bind(payable.kind())
             .bind(payable)
             .bind(payable.bill())
             .bind(amount)
-            .execute(&mut tx)
+            .execute(&mut *tx)
             .await;
-            match r {
-                Ok(_) => {}
-                Err(StoreError::Conflict(_)) => {
-                    return Ok(Err(SessionRefusal::InActiveSession { payable: payable.clone(), session_id: None }))
-                }
-                Err(e) => return Err(e),
+        match r {
+            Ok(_) => {}
+            Err(StoreError::Conflict(_)) => {
+                return Ok(Err(SessionRefusal::InActiveSession { payable: payable.clone(), session_id: None }))
             }
-            let PayableId::Bill(bill_id) = payable;
-            let n = sql("UPDATE bills SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4")
-                .bind(BillStatus::Paying)
-                .bind(s.created_at_ms)
-                .bind(bill_id)
-                .bind(BillStatus::Unpaid)
-                .execute(&mut tx)
-                .await?;
-            if n != 1 {
-                return Ok(Err(SessionRefusal::NotPayable { payable: payable.clone(), status: "changed".into() }));
-            }
+            Err(e) => return Err(e),
         }
-        let view = load_session(&mut tx, "s.id = $1", s.id.as_str()).await?.ok_or(StoreError::NotFound)?;
-        if let Some(a) = &s.audit {
-            super::audit::append(&mut tx, a).await?;
+        let PayableId::Bill(bill_id) = payable;
+        let n = sql("UPDATE bills SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4")
+            .bind(BillStatus::Paying)
+            .bind(s.created_at_ms)
+            .bind(bill_id)
+            .bind(BillStatus::Unpaid)
+            .execute(&mut *tx)
+            .await?;
+        if n != 1 {
+            return Ok(Err(SessionRefusal::NotPayable { payable: payable.clone(), status: "changed".into() }));
         }
-        tx.commit().await?;
-        Ok(Ok(CreateOutcome::Created(view)))
+    }
+    let view = load_session(tx, "s.id = $1", s.id.as_str()).await?.ok_or(StoreError::NotFound)?;
+    if let Some(a) = &s.audit {
+        super::audit::append(tx, a).await?;
+    }
+    Ok(Ok(CreateOutcome::Created(view)))
+}
+
+#[async_trait]
+impl CheckoutStore for SqlStore {
+    async fn create_session(&self, s: &NewSession) -> StoreResult<Result<CreateOutcome, SessionRefusal>> {
+        let mut tx = self.db.write().await?;
+        let out = create_session_in(&mut tx, s).await?;
+        if matches!(out, Ok(CreateOutcome::Created(_))) {
+            tx.commit().await?;
+        }
+        Ok(out)
     }
 
     async fn set_pay_action(&self, session_id: &SessionId, action: &PayAction, at_ms: Millis) -> StoreResult<bool> {
@@ -449,5 +460,22 @@ impl CheckoutStore for SqlStore {
         ids: &dyn IdGen,
     ) -> StoreResult<Vec<StoreResult<ApplyResult>>> {
         super::apply::apply_payments(&self.db, ps, rules, ids).await
+    }
+
+    async fn record_counter_payment(
+        &self,
+        s: &NewSession,
+        tender: &CounterTender,
+        cashier_name: &str,
+        rules: &PaymentRules,
+        ids: &dyn IdGen,
+    ) -> StoreResult<Result<(SessionView, CounterRecord), CounterRefusal>> {
+        let tx = self.db.write().await?;
+        super::counter::record_counter_payment(tx, s, tender, cashier_name, rules, ids).await
+    }
+
+    async fn counter_record(&self, session_id: &SessionId) -> StoreResult<Option<CounterRecord>> {
+        let mut tx = self.db.read().await?;
+        super::counter::record_in(&mut tx, session_id).await
     }
 }

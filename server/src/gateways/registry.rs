@@ -39,6 +39,9 @@ pub fn build_gateway(
             let s: BankSettings = serde_json::from_str(settings).map_err(|e| anyhow::anyhow!("bank settings: {e}"))?;
             Arc::new(BankClient::new(s, &secrets.private_key, http)?)
         }
+        Provider::Cash | Provider::Pos => {
+            anyhow::bail!("{} is paid at the counter: it has no gateway to configure", provider.label_en())
+        }
     })
 }
 
@@ -164,7 +167,8 @@ impl Gateways for ChannelGateways {
         match provider {
             Provider::Alipay => super::alipay::notification_profile(),
             Provider::WechatPay => super::wechatpay::notification_profile(),
-            Provider::Bank => super::bank::notification_profile(),
+            // counter channels receive no notifications; the routes exist for gateways only
+            Provider::Bank | Provider::Cash | Provider::Pos => super::bank::notification_profile(),
         }
     }
 
@@ -222,6 +226,13 @@ fn check_fields(provider: Provider, settings: &str, secrets: &ChannelSecrets) ->
             &[("merchant_id", &["merchant_id"]), ("api_base", &["api_base"])],
             Some(("bank_public_key", &["bank_public_key"])),
         ),
+        Provider::Cash | Provider::Pos => {
+            return Err(ConfigProblem {
+                code: "counter_channel_built_in",
+                field: "provider",
+                message: "cash and the counter's POS are built in: there is nothing to configure".into(),
+            })
+        }
     };
     for (field, path) in required {
         if text(path).is_empty() {

@@ -155,6 +155,7 @@ fn sample_args(app_user_id: &str) -> HashMap<&'static str, Vec<(&'static str, St
     let nobody = "ses_00000000000000000000000000".to_string();
     m.insert(<FindPatients as ServerFn>::PATH, vec![("q", "王".into())]);
     m.insert(<ChargeOverview as ServerFn>::PATH, vec![("patient_id", "pat_00000000000000000000000000".into())]);
+    m.insert(<RecordCounterPayment as ServerFn>::PATH, vec![(JSON, r#"{"req":{"patient_id":"pat_00000000000000000000000000","bill_ids":[],"channel":"cash","tendered":"1","pos_reference":"","pos_terminal":"","card_last4":"","idempotency_key":"k"}}"#.into())]);
     m.insert(<StartPayment as ServerFn>::PATH, vec![(JSON, r#"{"req":{"patient_id":"pat_00000000000000000000000000","bill_ids":[],"method":"alipay","idempotency_key":"k"}}"#.into())]);
     m.insert(<PaymentStatus as ServerFn>::PATH, vec![("session_id", nobody.clone())]);
     m.insert(<CancelPayment as ServerFn>::PATH, vec![("session_id", nobody.clone())]);

@@ -4,6 +4,7 @@ mod books;
 mod checkout_http;
 mod checkout_store;
 mod counter;
+mod counter_payments;
 mod gw_alipay;
 mod gw_bank;
 mod gw_wechatpay;

@@ -6,6 +6,7 @@
 //! updates the total at once; "Generate payment" pays the ticked set.
 
 mod browser;
+mod counter;
 mod panel;
 mod text;
 
@@ -17,6 +18,7 @@ use clinicpay::checkout::SessionView;
 use clinicpay::money::Money;
 use clinicpay::payments::{Provider, SessionStatus};
 use clinicpay::views::PatientSummary;
+use counter::{CounterForm, TenderDraft};
 use leptos::prelude::*;
 use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
@@ -25,8 +27,27 @@ use panel::{SessionActions, SessionPanel};
 use std::collections::BTreeSet;
 use text::{err_text, provider_label};
 
-const METHODS: [(&str, Provider); 3] =
-    [("alipay", Provider::Alipay), ("wechat", Provider::WechatPay), ("bank_card", Provider::Bank)];
+/// The channels a cashier chooses from: the three QR channels, then the counter's own (C9).
+const METHODS: [(&str, Provider); 5] = [
+    ("alipay", Provider::Alipay),
+    ("wechat", Provider::WechatPay),
+    ("bank_card", Provider::Bank),
+    ("cash", Provider::Cash),
+    ("pos_card", Provider::Pos),
+];
+
+fn method_provider(key: &str) -> Option<Provider> {
+    METHODS.iter().find(|(k, _)| *k == key).map(|(_, p)| *p)
+}
+
+/// The primary button's verb for a channel.
+fn pay_verb(key: &str) -> (&'static str, &'static str) {
+    match method_provider(key) {
+        Some(Provider::Cash) => ("现金收款", "Take cash"),
+        Some(Provider::Pos) => ("POS 刷卡", "POS card"),
+        _ => ("扫码支付", "Scan to pay"),
+    }
+}
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
 const METHOD_KEY: &str = "clinicpay.charge.method";
 
@@ -285,6 +306,23 @@ fn PatientCharge(data: ChargeData, session: RwSignal<Option<SessionView>>, acts:
             }
             acts.start_error.set(None);
             browser::store_method(&method.get_untracked());
+            if let Some(p) = method_provider(&method.get_untracked()).filter(|p| p.is_counter()) {
+                // cash or the POS: the form takes what the cashier was handed; nothing is
+                // recorded until it is confirmed
+                let total = bills.with_value(|bs| {
+                    Money::sum(bs.iter().filter(|b| ids.contains(&b.id.to_string())).map(|b| b.total))
+                        .unwrap_or(Money::ZERO)
+                });
+                acts.forget_finished();
+                acts.tender.set(Some(TenderDraft {
+                    patient_id: patient_id.clone(),
+                    bill_ids: ids,
+                    total,
+                    provider: p,
+                }));
+                return;
+            }
+            acts.close_tender();
             acts.start.dispatch(StartPaymentRequest {
                 patient_id: patient_id.clone(),
                 bill_ids: ids,
@@ -330,7 +368,9 @@ fn PatientCharge(data: ChargeData, session: RwSignal<Option<SessionView>>, acts:
                 }
             }
             "Escape" => {
-                if confirm_cancel.get_untracked() {
+                if acts.tender.with_untracked(Option::is_some) {
+                    acts.close_tender();
+                } else if confirm_cancel.get_untracked() {
                     confirm_cancel.set(false);
                 } else if details_open.get_untracked() {
                     details_open.set(false);
@@ -349,19 +389,24 @@ fn PatientCharge(data: ChargeData, session: RwSignal<Option<SessionView>>, acts:
     };
     let patient = data.patient.clone();
     let primary_label = move || {
+        let (zh, en) = pay_verb(&method.get());
         if details_open.get() {
             let n = selected_count.get();
             let t = selected_total.get().display();
             if i18n.is_en() {
-                format!("Scan to pay · {n} selected {t}")
+                format!("{en} · {n} selected {t}")
             } else {
-                format!("扫码支付 · 已选 {n} 笔 {t}")
+                format!("{zh} · 已选 {n} 笔 {t}")
             }
         } else if i18n.is_en() {
-            format!("Scan to pay · all {}", count.get())
+            format!("{en} · all {}", count.get())
         } else {
-            format!("扫码支付 · 全部 {} 笔", count.get())
+            format!("{zh} · 全部 {} 笔", count.get())
         }
+    };
+    let tender_mine = {
+        let me = me.to_string();
+        move || acts.tender.get().filter(|t| t.patient_id == me)
     };
 
     view! {
@@ -400,14 +445,14 @@ fn PatientCharge(data: ChargeData, session: RwSignal<Option<SessionView>>, acts:
                         <fieldset class="channels">
                             <legend>{move || i18n.t("支付渠道", "Channel")}</legend>
                             {METHODS.into_iter().map(|(key, p)| {
-                                let available = providers.contains(&p);
+                                let available = p.is_counter() || providers.contains(&p);
                                 view! {
                                     <label class="channel">
                                         <input type="radio" name="method" value=key
                                             checked=move || method.get() == key
                                             prop:checked=move || method.get() == key
                                             disabled=!available
-                                            on:change=move |_| { method.set(key.to_string()); browser::store_method(key); }/>
+                                            on:change=move |_| { method.set(key.to_string()); browser::store_method(key); acts.close_tender(); }/>
                                         {move || provider_label(i18n, p)}
                                     </label>
                                 }
@@ -430,7 +475,10 @@ fn PatientCharge(data: ChargeData, session: RwSignal<Option<SessionView>>, acts:
 
             <div class="charge-side">
                 {move || busy.get().then(|| view! { <p class="panel creating" role="status" aria-live="polite">{i18n.t("正在生成二维码…", "Creating the QR code…")}</p> })}
-                {move || shown.get().map(|s| view! { <SessionPanel session=s acts confirm_cancel/> })}
+                {move || match tender_mine() {
+                    Some(draft) => view! { <CounterForm draft acts/> }.into_any(),
+                    None => shown.get().map(|s| view! { <SessionPanel session=s acts confirm_cancel/> }).into_any(),
+                }}
             </div>
         </div>
 

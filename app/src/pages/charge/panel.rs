@@ -1,9 +1,13 @@
 //! The payment on screen: the actions on it (owned by the page), the QR panel with its live
 //! status, and the receipt.
 
+use super::counter::TenderDraft;
 use super::text::{check_text, end_text, err_text, payer_note_text, provider_label};
 use super::{browser, PANEL_ID};
-use crate::api::{cancel_payment, check_payment, refresh_payment, start_payment, CheckAnswer, StartPaymentRequest};
+use crate::api::{
+    cancel_payment, check_payment, record_counter_payment, refresh_payment, start_payment, CheckAnswer,
+    CounterPaymentRequest, StartPaymentRequest,
+};
 use crate::components::Amount;
 use crate::error::AppError;
 use crate::i18n::use_i18n;
@@ -36,6 +40,10 @@ pub(super) struct SessionActions {
     /// (patient id, the bills the cashier unticked, details open): a bill the cashier unticked
     /// stays unticked, and the details stay open.
     pub(super) carry: RwSignal<Option<(String, BTreeSet<String>, bool)>>,
+    /// C9: the counter payment being taken (cash or a POS slip), and its answer.
+    pub(super) tender: RwSignal<Option<TenderDraft>>,
+    pub(super) counter: Action<CounterPaymentRequest, Result<SessionView, AppError>>,
+    pub(super) counter_error: RwSignal<Option<AppError>>,
 }
 
 impl SessionActions {
@@ -53,7 +61,22 @@ impl SessionActions {
             reload,
             carry: RwSignal::new(None),
             focus_panel: RwSignal::new(false),
+            tender: RwSignal::new(None),
+            counter: Action::new(|req: &CounterPaymentRequest| record_counter_payment(req.clone())),
+            counter_error: RwSignal::new(None),
         };
+        Effect::new(move |_| {
+            if let Some(r) = acts.counter.value().get() {
+                match r {
+                    Ok(s) => {
+                        acts.tender.set(None);
+                        acts.counter_error.set(None);
+                        acts.show(s);
+                    }
+                    Err(e) => acts.counter_error.set(Some(e)),
+                }
+            }
+        });
         Effect::new(move |_| {
             if let Some(r) = acts.start.value().get() {
                 match r {
@@ -126,6 +149,13 @@ impl SessionActions {
         self.store.set(None);
         self.error.set(None);
         self.start_error.set(None);
+        self.close_tender();
+    }
+
+    /// Puts the counter payment form away without recording anything.
+    pub(super) fn close_tender(self) {
+        self.tender.set(None);
+        self.counter_error.set(None);
     }
 }
 
@@ -289,6 +319,7 @@ pub fn Receipt(session: SessionView, reprint: bool) -> impl IntoView {
     let mrn = session.mrn.clone();
     let payables = session.payables.clone();
     let out_trade_no = session.out_trade_no.to_string();
+    let counter = session.counter.clone();
     view! {
         <div class="receipt" data-testid="receipt">
             <h2 class="paid-title">{move || if reprint { i18n.t("收据（重打 · 副本）", "Receipt (reprint · copy)") } else { i18n.t("支付成功", "Paid") }}</h2>
@@ -311,9 +342,42 @@ pub fn Receipt(session: SessionView, reprint: bool) -> impl IntoView {
                     <td class="num"><Amount value=total/></td>
                 </tr></tfoot>
             </table>
-            <p class="receipt-meta">{move || format!("{} · {} · {}", provider_label(i18n, provider), paid_at, txn)}</p>
+            {counter.map(|c| view! { <p class="receipt-meta" data-testid="receipt-counter">{move || counter_line(i18n, &c)}</p> })}
+            // a counter payment's transaction id is our own (the line above says what was
+            // recorded); a provider's is what the payer's app shows
+            <p class="receipt-meta">{move || if provider.is_counter() {
+                format!("{} · {}", provider_label(i18n, provider), paid_at)
+            } else {
+                format!("{} · {} · {}", provider_label(i18n, provider), paid_at, txn)
+            }}</p>
             <p class="receipt-meta">{move || format!("{} {}", i18n.t("订单号", "Order no."), out_trade_no)}</p>
         </div>
+    }
+}
+
+/// What the cashier recorded, on the receipt: cash tendered and change, or the POS slip.
+fn counter_line(i18n: crate::i18n::I18n, c: &clinicpay::checkout::counter::CounterRecord) -> String {
+    let en = i18n.is_en();
+    match (c.tendered, c.change) {
+        (Some(t), Some(ch)) if en => {
+            format!("Cash tendered {} · change {} · cashier {}", t.display(), ch.display(), c.cashier_name)
+        }
+        (Some(t), Some(ch)) => format!("实收现金 {} · 找零 {} · 收费员 {}", t.display(), ch.display(), c.cashier_name),
+        _ => {
+            let mut parts = vec![format!(
+                "{} {}",
+                if en { "POS ref." } else { "POS 参考号" },
+                c.pos_reference.clone().unwrap_or_default()
+            )];
+            if let Some(t) = &c.pos_terminal {
+                parts.push(format!("{} {t}", if en { "terminal" } else { "终端" }));
+            }
+            if let Some(l) = &c.card_last4 {
+                parts.push(format!("{} **** {l}", if en { "card" } else { "卡号" }));
+            }
+            parts.push(format!("{} {}", if en { "cashier" } else { "收费员" }, c.cashier_name));
+            parts.join(" · ")
+        }
     }
 }
 

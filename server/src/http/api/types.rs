@@ -141,7 +141,8 @@ pub struct Session {
     #[schema(value_type = String, example = "pending")]
     pub status: SessionStatus,
     pub patient_id: String,
-    /// `alipay`, `wechat` or `bank_card`.
+    /// `alipay`, `wechat` or `bank_card`; `cash` or `pos_card` for a payment recorded at the
+    /// counter.
     pub payment_method: String,
     /// The precise method, e.g. `alipay_qr`.
     pub method: String,
@@ -178,6 +179,8 @@ impl Session {
             PayMethod::AlipayQr | PayMethod::AlipayPage | PayMethod::AlipayWap => "alipay",
             PayMethod::WechatNative | PayMethod::WechatJsapi | PayMethod::WechatH5 => "wechat",
             PayMethod::BankCard => "bank_card",
+            PayMethod::Cash => "cash",
+            PayMethod::PosCard => "pos_card",
         };
         Session {
             session_id: v.id.to_string(),
