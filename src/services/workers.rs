@@ -11,6 +11,8 @@ use crate::ports::{RefundProgress, RefundRequest, SessionTask};
 use crate::time::Millis;
 
 const LEASE_MS: Millis = 60_000;
+/// How many claimed refunds are with their providers at once.
+const REFUND_CALLS_AT_ONCE: usize = 8;
 /// How long past its expiry a session waits for its provider to answer before it ends unasked
 /// (the bills must not stay locked by an unreachable provider).
 pub const EXPIRY_GRACE_MS: Millis = 120_000;
@@ -311,62 +313,78 @@ impl Services {
         }
     }
 
-    /// Drives queued refunds (automatic refunds of unallocated money, and decided ones).
+    /// Drives queued refunds (automatic refunds of unallocated money, and decided ones): the
+    /// refunds claimed in one pass (up to 50) go to their providers [`REFUND_CALLS_AT_ONCE`] at a time (each
+    /// is its own leased task with its own compare-and-set, so their order does not matter).
     pub async fn refund_step(&self) -> ServiceResult<usize> {
-        let tasks = self.store.claim_refunds(self.now(), LEASE_MS, 20).await?;
+        use futures::StreamExt;
+        let tasks = self.store.claim_refunds(self.now(), LEASE_MS, 50).await?;
+        let results: Vec<ServiceResult<bool>> = futures::stream::iter(tasks)
+            .map(|t| self.refund_one(t))
+            .buffer_unordered(REFUND_CALLS_AT_ONCE)
+            .collect()
+            .await;
         let mut done = 0;
-        for t in tasks {
-            let (_, gateway) = match self.gateways.channel(&t.channel_id).await {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::error!(refund = %t.id, error = %e, "refund channel unavailable");
-                    continue;
-                }
-            };
-            let call = if t.status == ProviderRefundStatus::Processing {
-                gateway.query_refund(&t.out_trade_no, &t.out_refund_no).await
-            } else {
-                gateway
-                    .refund(&RefundRequest {
-                        out_trade_no: t.out_trade_no.clone(),
-                        out_refund_no: t.out_refund_no.clone(),
-                        amount: t.amount,
-                        total: t.total,
-                        reason: t.reason.clone(),
-                        notify_url: Some(format!("{}/notify/{}", self.config.public_url, gateway.provider().as_str())),
-                    })
-                    .await
-            };
-            let backoff = 30_000 * (1 << t.attempts.clamp(0, 6));
-            let progress = match call.outcome {
-                Outcome::Success(rs) | Outcome::Waiting(Some(rs)) => match rs.state {
-                    RefundState::Succeeded => RefundProgress::Succeeded { provider_refund_id: rs.provider_refund_id },
-                    RefundState::Processing => RefundProgress::Processing,
-                    RefundState::Failed => RefundProgress::Failed { error: rs.provider_state },
-                    RefundState::NotFound => RefundProgress::Retry {
-                        error: "the provider does not know this refund yet".into(),
-                        next_attempt_at_ms: self.now() + backoff,
-                    },
-                },
-                Outcome::Waiting(None) => RefundProgress::Processing,
-                Outcome::Failure(e) if t.attempts >= 5 => {
-                    RefundProgress::Failed { error: format!("{} {}", e.code, e.sub_code.unwrap_or_default()) }
-                }
-                Outcome::Failure(e) => RefundProgress::Retry {
-                    error: format!("{} {} {}", e.code, e.sub_code.unwrap_or_default(), e.message),
-                    next_attempt_at_ms: self.now() + backoff,
-                },
-                Outcome::Unknown(reason) => {
-                    RefundProgress::Retry { error: reason, next_attempt_at_ms: self.now() + backoff }
-                }
-            };
-            if matches!(progress, RefundProgress::Succeeded { .. }) {
+        for r in results {
+            if r? {
                 done += 1;
-                tracing::info!(refund = %t.id, amount = %t.amount, "refund succeeded");
             }
-            self.store.refund_progress(&t.id, &progress, self.now(), self.ids.as_ref()).await?;
         }
         Ok(done)
+    }
+
+    /// One claimed refund: asks its provider and records what came of it; true when it succeeded.
+    async fn refund_one(&self, t: crate::ports::RefundTask) -> ServiceResult<bool> {
+        let (_, gateway) = match self.gateways.channel(&t.channel_id).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(refund = %t.id, error = %e, "refund channel unavailable");
+                return Ok(false);
+            }
+        };
+        let call = if t.status == ProviderRefundStatus::Processing {
+            gateway.query_refund(&t.out_trade_no, &t.out_refund_no).await
+        } else {
+            gateway
+                .refund(&RefundRequest {
+                    out_trade_no: t.out_trade_no.clone(),
+                    out_refund_no: t.out_refund_no.clone(),
+                    amount: t.amount,
+                    total: t.total,
+                    reason: t.reason.clone(),
+                    notify_url: Some(format!("{}/notify/{}", self.config.public_url, gateway.provider().as_str())),
+                })
+                .await
+        };
+        let backoff = 30_000 * (1 << t.attempts.clamp(0, 6));
+        let progress = match call.outcome {
+            Outcome::Success(rs) | Outcome::Waiting(Some(rs)) => match rs.state {
+                RefundState::Succeeded => RefundProgress::Succeeded { provider_refund_id: rs.provider_refund_id },
+                RefundState::Processing => RefundProgress::Processing,
+                RefundState::Failed => RefundProgress::Failed { error: rs.provider_state },
+                RefundState::NotFound => RefundProgress::Retry {
+                    error: "the provider does not know this refund yet".into(),
+                    next_attempt_at_ms: self.now() + backoff,
+                },
+            },
+            Outcome::Waiting(None) => RefundProgress::Processing,
+            Outcome::Failure(e) if t.attempts >= 5 => {
+                RefundProgress::Failed { error: format!("{} {}", e.code, e.sub_code.unwrap_or_default()) }
+            }
+            Outcome::Failure(e) => RefundProgress::Retry {
+                error: format!("{} {} {}", e.code, e.sub_code.unwrap_or_default(), e.message),
+                next_attempt_at_ms: self.now() + backoff,
+            },
+            Outcome::Unknown(reason) => {
+                RefundProgress::Retry { error: reason, next_attempt_at_ms: self.now() + backoff }
+            }
+        };
+        let succeeded = matches!(progress, RefundProgress::Succeeded { .. });
+        if succeeded {
+            tracing::info!(refund = %t.id, amount = %t.amount, "refund succeeded");
+        }
+        self.store.refund_progress(&t.id, &progress, self.now(), self.ids.as_ref()).await?;
+        Ok(succeeded)
     }
 
     /// Publishes outbox events: each becomes the events its consumers get (one per bill, for
