@@ -175,7 +175,7 @@ pub fn ChargePage() -> impl IntoView {
 fn KeyLegend() -> impl IntoView {
     let i18n = use_i18n();
     let keys: [(&str, &str, &str); 6] = [
-        ("F2", "扫码支付", "Scan to pay"),
+        ("F2", "收款（扫码、现金或 POS）", "Take payment (QR, cash or POS)"),
         ("F3", "明细与部分支付", "Details and pay part"),
         ("F8", "打印收据", "Print receipt"),
         ("F9", "下一位患者", "Next patient"),
